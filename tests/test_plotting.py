@@ -1,0 +1,39 @@
+"""The book renderer: HTML without plotly.js or MathJax inside, only during a book build."""
+
+import plotly.graph_objects as go
+import plotly.io as pio
+import pytest
+
+from unrolling_lib.plotting import BOOK_BUILD_ENV, BookRenderer, frames_slider, use_book_renderer
+
+
+def test_bundle_carries_html_and_json_but_no_library():
+    fig = go.Figure(go.Scatter(x=[1, 2], y=[3, 4]), layout={"title": "$x^2$"})
+    bundle = BookRenderer().to_mimebundle(fig.to_dict())
+    html = bundle["text/html"]
+    assert "Plotly.newPlot" in html and '"x":[1,2]' in html
+    assert "cdn" not in html.lower() and "mathjax" not in html.lower()
+    assert len(html) < 20_000  # plotly.js (megabytes) is not embedded
+    assert bundle["application/vnd.plotly.v1+json"]["data"][0]["y"] == [3, 4]
+
+
+def test_renderer_only_during_book_build(monkeypatch):
+    before = pio.renderers.default
+    monkeypatch.delenv(BOOK_BUILD_ENV, raising=False)
+    assert use_book_renderer() is False
+    assert pio.renderers.default == before
+    monkeypatch.setenv(BOOK_BUILD_ENV, "1")
+    try:
+        assert use_book_renderer() is True
+        assert pio.renderers.default == "unrolling_book"
+    finally:
+        pio.renderers.default = before
+
+
+def test_frames_slider_steps_follow_frames():
+    frames = [go.Frame(name=f"g{i}", data=[go.Scatter(y=[i])]) for i in range(3)]
+    (slider,) = frames_slider(frames, ["0", "1", "2"], prefix="γ = ")
+    assert [s["args"][0] for s in slider["steps"]] == [["g0"], ["g1"], ["g2"]]
+    assert slider["currentvalue"]["prefix"] == "γ = "
+    with pytest.raises(ValueError, match="labels has 2 entries; frames has 3"):
+        frames_slider(frames, ["0", "1"])

@@ -1,0 +1,60 @@
+"""setup(): profile resolution, parameter validation, device choice, seeding."""
+
+import numpy as np
+import pytest
+import torch
+
+from unrolling_lib import ParameterError, setup
+from unrolling_lib.profiles import pick_device
+
+DEFAULTS = {
+    "quick": {"gammas": [0.0, 5.0], "steps": 400, "lr": 0.01, "scaling": "code"},
+    "colab": {"gammas": [0.0, 1.0, 5.0], "steps": 7812, "lr": 0.01, "scaling": "code"},
+    "paper": {"gammas": [0.0, 1.0, 5.0, 10.0], "steps": 15625, "lr": 0.01, "scaling": "code"},
+}
+
+
+def test_profile_values_and_overrides(capsys):
+    cfg = setup("quick", defaults=DEFAULTS, steps=None, lr=1)
+    assert cfg.steps == 400  # None keeps the profile's value
+    assert cfg.lr == 1.0 and isinstance(cfg.lr, float)  # an int is accepted for a float
+    assert cfg["gammas"] == [0.0, 5.0]
+    assert cfg.device == torch.device("cpu") or cfg.device.type in {"cuda", "mps"}
+    line = capsys.readouterr().out.strip()
+    assert line == f"profile=quick · device={cfg.device} · data=digits (sklearn, offline) · seed=0"
+    assert setup("colab", defaults=DEFAULTS, verbose=False).steps == 7812
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"profile": "fast"}, "profile='fast' is not allowed; choose one of 'quick', 'colab', 'paper'"),
+        ({"device": "tpu"}, "device='tpu' is not allowed"),
+        ({"seed": -1}, "seed=-1 is not allowed"),
+        ({"steps": "many"}, "steps='many' has the wrong type; expected int"),
+        ({"steps": 2.5}, "steps=2.5 has the wrong type; expected int"),
+        ({"gammas": ["a"]}, "gammas[0]='a' has the wrong type; expected float"),
+        ({"batch": 3}, "batch is not a parameter of this chapter"),
+    ],
+)
+def test_bad_parameters_name_themselves(kwargs, message):
+    profile = kwargs.pop("profile", "quick")
+    with pytest.raises(ParameterError) as err:
+        setup(profile, defaults=DEFAULTS, verbose=False, **kwargs)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_unavailable_device_is_refused_before_work():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ParameterError, match="device='cuda' is not available here"):
+        pick_device("cuda")
+
+
+def test_seeding_is_reproducible():
+    setup("quick", seed=3, verbose=False)
+    a = (torch.rand(3), np.random.rand(3))
+    setup("quick", seed=3, verbose=False)
+    b = (torch.rand(3), np.random.rand(3))
+    assert torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1])

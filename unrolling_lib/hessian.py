@@ -1,0 +1,308 @@
+"""Hessian-vector products and σ, the Hessian's eigenvalue of largest magnitude (§5.2, Eq. 8–9).
+
+The unlearning error (Eq. 9) needs σ, "the first singular value of the Hessian" of the loss on a batch,
+with respect to all trainable parameters. For a symmetric matrix the largest singular value is the largest
+|λ|, so :func:`top_eigenvalue` returns the signed eigenvalue of largest magnitude and :func:`sigma` turns it
+into σ: ``"spectral"`` (default) gives |λ|, ``"paper"`` gives sqrt(λ) as the released code did.
+
+How the products are computed
+    Double backward through a cached first-order graph: the gradient is computed once with
+    ``create_graph=True`` and every product H·v is one more backward pass through it. On a CPU this
+    measured faster than ``torch.func`` forward-over-reverse (``jvp`` of ``grad``) on both a small CNN
+    (≈21 ms against ≈43 ms per product) and a CIFAR ResNet-18 on 16 images (≈0.59 s against ≈0.80 s), since
+    forward-over-reverse repeats the forward and backward passes for every product.
+
+How the eigenvalue is found
+    Lanczos with full re-orthogonalisation, not power iteration. Power iteration stopped on a relative
+    change below 1e-3 (PyHessian's rule) typically stops 2e-3 to 8e-3 short of the eigenvalue, because the
+    change per step is small long before the error is. Here the stopping rule bounds the error itself:
+    with Ritz value θ, residual r = β_k·|s_k| and gap g to the next Ritz value, the eigenvalue error is
+    about min(r, r²/g); iteration stops when that is below ``tol/10``·|θ| (the factor 10 covers the gap
+    being over-estimated early on). A warm start from a previous eigenvector (``init``) usually converges
+    in a few products.
+
+The model is put in eval mode (BatchNorm uses its running statistics, so the loss is a fixed function
+of the weights and no running statistic is updated) and every module's own train/eval flag is restored
+afterwards, also when an error is raised. The model's ``.grad`` fields are not touched.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from .profiles import ParameterError
+
+__all__ = ["EigenResult", "HVPOperator", "eval_mode", "hvp", "sigma", "top_eigenvalue"]
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+_SAFETY = 0.1  # the estimated error must be below tol * _SAFETY relative
+_MAX_BASIS = 32  # Lanczos vectors kept before a restart from the current Ritz vector
+_SIGMA_MODES = ("spectral", "paper")
+
+
+@dataclass
+class EigenResult:
+    """The outcome of :func:`top_eigenvalue`.
+
+    ``value``: the signed eigenvalue of largest magnitude. ``vector``: its unit eigenvector as a flat
+    tensor over the trainable parameters (in ``model.parameters()`` order), to pass as ``init`` next time.
+    ``hvp_count``: Hessian-vector products used. ``converged``: whether the error estimate met ``tol``.
+    ``error_estimate``: the estimated relative error of ``value``.
+    """
+
+    value: float
+    vector: torch.Tensor
+    hvp_count: int
+    converged: bool
+    error_estimate: float
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Put ``model`` in eval mode; restore every submodule's own train/eval flag on exit."""
+    flags = [(m, m.training) for m in model.modules()]
+    try:
+        model.eval()
+        yield model
+    finally:
+        for m, flag in flags:
+            m.training = flag
+
+
+def _trainable(model: nn.Module) -> list[nn.Parameter]:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ParameterError("model has no trainable parameters; the Hessian is taken over those")
+    return params
+
+
+class HVPOperator:
+    """H·v for the loss of one batch, H the Hessian over the trainable parameters (flat vectors).
+
+    Builds the first-order graph once (one forward and backward pass with ``create_graph=True``); each
+    call is then one backward pass through it. Use it inside :func:`eval_mode` if the model has
+    BatchNorm or dropout: the graph is built in whatever mode the model is in when this is constructed.
+    """
+
+    def __init__(self, model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor, targets: torch.Tensor):
+        self.params = _trainable(model)
+        self.numel = sum(p.numel() for p in self.params)
+        self.dtype = self.params[0].dtype
+        self.device = self.params[0].device
+        self.count = 0
+        loss = loss_fn(model(inputs), targets)
+        if loss.dim() != 0:
+            raise ParameterError(f"loss_fn must return a scalar; it returned shape {tuple(loss.shape)}")
+        grads = torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True)
+        # Entries that do not depend on the parameters (or unused parameters) contribute nothing.
+        self._grads = [g for g in grads if g is not None and g.requires_grad]
+        self._idx = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
+
+    def __call__(self, vector: torch.Tensor) -> torch.Tensor:
+        """H·vector for a flat vector of length ``numel``."""
+        if vector.shape != (self.numel,):
+            raise ParameterError(f"vector must be flat with {self.numel} entries; got shape {tuple(vector.shape)}")
+        self.count += 1
+        if not self._grads:
+            return torch.zeros(self.numel, dtype=self.dtype, device=self.device)
+        pieces = _split(vector.to(self.dtype), self.params)
+        outs = torch.autograd.grad(
+            self._grads, self.params, grad_outputs=[pieces[i] for i in self._idx],
+            retain_graph=True, allow_unused=True,
+        )
+        return torch.cat([(o if o is not None else torch.zeros_like(p)).reshape(-1)
+                          for o, p in zip(outs, self.params)])
+
+
+def _split(vector: torch.Tensor, params: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    pieces, offset = [], 0
+    for p in params:
+        pieces.append(vector[offset:offset + p.numel()].view_as(p))
+        offset += p.numel()
+    return pieces
+
+
+def hvp(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor, targets: torch.Tensor,
+        vector: torch.Tensor) -> torch.Tensor:
+    """One Hessian-vector product H·``vector`` (flat, over trainable parameters), model in eval mode.
+
+    For many products on the same batch, build an :class:`HVPOperator` once instead.
+    """
+    with eval_mode(model):
+        return HVPOperator(model, loss_fn, inputs, targets)(vector.detach())
+
+
+def top_eigenvalue(
+    model: nn.Module,
+    loss_fn: LossFn,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    tol: float = 1e-3,
+    max_iter: int = 100,
+    init: torch.Tensor | EigenResult | None = None,
+    seed: int = 0,
+) -> EigenResult:
+    """The Hessian's eigenvalue of largest magnitude on one batch, by Lanczos (σ of §5.2 and Eq. 9).
+
+    ``tol`` is the relative accuracy wanted for the eigenvalue; ``max_iter`` caps the Hessian-vector
+    products; ``init`` (a flat vector or a previous :class:`EigenResult`) warm-starts the iteration, e.g.
+    from the eigenvector found a few SGD steps earlier. Without ``init`` the start is a random vector drawn
+    from a private generator seeded with ``seed`` (the global random state is left alone).
+    """
+    if not (isinstance(tol, (int, float)) and 0 < tol < 1):
+        raise ParameterError(f"tol={tol!r} is not allowed; use a float in (0, 1)")
+    if not (isinstance(max_iter, int) and max_iter >= 1):
+        raise ParameterError(f"max_iter={max_iter!r} is not allowed; use an int >= 1")
+    with eval_mode(model):
+        op = HVPOperator(model, loss_fn, inputs, targets)
+        v0 = _start_vector(op, init, seed)
+        return _lanczos(op, v0, float(tol), max_iter)
+
+
+def _start_vector(op: HVPOperator, init: torch.Tensor | EigenResult | None, seed: int) -> torch.Tensor:
+    if isinstance(init, EigenResult):
+        init = init.vector
+    if init is not None:
+        v = init.detach().reshape(-1).to(device=op.device, dtype=op.dtype)
+        if v.numel() != op.numel:
+            raise ParameterError(f"init must have {op.numel} entries (trainable parameters); got {v.numel()}")
+        if torch.isfinite(v).all() and v.norm() > 0:
+            return v / v.norm()
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    v = torch.randn(op.numel, generator=gen, dtype=torch.float64).to(device=op.device, dtype=op.dtype)
+    return v / v.norm()
+
+
+class _Basis:
+    """Orthonormal Lanczos vectors as rows of a matrix grown in chunks."""
+
+    def __init__(self, n: int, like: torch.Tensor):
+        self.rows = torch.empty(0, n, dtype=like.dtype, device=like.device)
+        self.k = 0
+
+    def append(self, v: torch.Tensor) -> None:
+        if self.k == self.rows.shape[0]:
+            extra = torch.empty(max(8, self.k), self.rows.shape[1], dtype=v.dtype, device=v.device)
+            self.rows = torch.cat([self.rows[:self.k], extra])
+        self.rows[self.k] = v
+        self.k += 1
+
+    def orthogonalise(self, w: torch.Tensor) -> torch.Tensor:
+        """Remove the components along the basis (classical Gram-Schmidt, repeated when needed)."""
+        q = self.rows[:self.k]
+        for _ in range(2):
+            before = w.norm()
+            w = w - q.T @ (q @ w)
+            if w.norm() > 0.7 * before:
+                break
+        return w
+
+    def combine(self, coeffs: np.ndarray) -> torch.Tensor:
+        c = torch.as_tensor(coeffs, dtype=self.rows.dtype, device=self.rows.device)
+        return c @ self.rows[:self.k]
+
+
+def _ritz(alphas: list[float], betas: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    k = len(alphas)
+    t = np.diag(np.asarray(alphas, dtype=np.float64))
+    if k > 1:
+        off = np.asarray(betas[:k - 1], dtype=np.float64)
+        t += np.diag(off, 1) + np.diag(off, -1)
+    return np.linalg.eigh(t)
+
+
+def _error_estimates(theta: np.ndarray, s: np.ndarray, beta: float) -> tuple[np.ndarray, np.ndarray]:
+    """Residual norms and eigenvalue error estimates min(r, r²/gap) of every Ritz pair."""
+    resid = abs(beta) * np.abs(s[-1, :])
+    if len(theta) == 1:
+        return resid, resid
+    gaps = np.array([np.min(np.abs(np.delete(theta, i) - theta[i])) for i in range(len(theta))])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        quad = np.where(gaps > 0, resid**2 / gaps, resid)
+    return resid, np.minimum(resid, quad)
+
+
+def _lanczos(op: HVPOperator, v0: torch.Tensor, tol: float, max_iter: int) -> EigenResult:
+    q, best = v0, None
+    while True:
+        basis, alphas, betas = _Basis(op.numel, v0), [], []
+        q_prev, beta_prev = None, 0.0
+        while True:
+            basis.append(q)
+            w = op(q)
+            alpha = float(torch.dot(w, q))
+            w = w - alpha * q if q_prev is None else w - alpha * q - beta_prev * q_prev
+            w = basis.orthogonalise(w)
+            beta = float(w.norm())
+            alphas.append(alpha)
+            theta, s = _ritz(alphas, betas)
+            resid, err = _error_estimates(theta, s, beta)
+            i = int(np.argmax(np.abs(theta)))
+            scale = max(abs(theta[i]), np.finfo(np.float64).tiny)
+            best = (theta, s, err, i, basis)
+            invariant = beta <= 1e-12 * max(np.max(np.abs(theta)), 1e-300) or basis.k >= op.numel
+            if invariant or _converged(theta, resid, err, i, tol * _SAFETY):
+                return _result(best, op.count, True)
+            if op.count >= max_iter:
+                warnings.warn(f"top_eigenvalue: no convergence after max_iter={max_iter} Hessian-vector "
+                              f"products (estimated relative error {err[i] / scale:.1e})",
+                              RuntimeWarning, stacklevel=3)
+                return _result(best, op.count, False)
+            if basis.k >= _MAX_BASIS:
+                break
+            betas.append(beta)
+            q_prev, beta_prev, q = q, beta, w / beta
+        # Restart from the current Ritz vector: memory stays at _MAX_BASIS vectors.
+        q = basis.combine(s[:, i])
+        q = q / q.norm()
+        v0 = q
+
+
+def _converged(theta: np.ndarray, resid: np.ndarray, err: np.ndarray, i: int, rtol: float) -> bool:
+    """The largest-|θ| Ritz value is accurate, and the other end of the spectrum cannot overtake it."""
+    if len(theta) < 2 and resid[i] > rtol * abs(theta[i]):
+        return False
+    if err[i] > rtol * abs(theta[i]):
+        return False
+    j = 0 if i == len(theta) - 1 else len(theta) - 1  # the Ritz value at the opposite end
+    return j == i or abs(theta[j]) + resid[j] < abs(theta[i])
+
+
+def _result(best: tuple, count: int, converged: bool) -> EigenResult:
+    theta, s, err, i, basis = best
+    vec = basis.combine(s[:, i])
+    vec = vec / vec.norm()
+    value = float(theta[i])
+    rel = float(err[i] / abs(value)) if value != 0 else float(err[i])
+    return EigenResult(value=value, vector=vec.detach(), hvp_count=count, converged=converged,
+                       error_estimate=rel)
+
+
+def sigma(result: EigenResult | float, mode: str = "spectral") -> float:
+    """σ of Eq. 8–9 from a :func:`top_eigenvalue` result (or its eigenvalue).
+
+    ``"spectral"``: |λ|, the largest singular value of the symmetric Hessian (the default).
+    ``"paper"``: sqrt(λ), what the released code computed from PyHessian's top eigenvalue; when λ < 0 the
+    square root is undefined and this returns nan with a RuntimeWarning (so that a long sweep that samples σ
+    every few hundred steps keeps running and the bad sample stays visible).
+    """
+    if mode not in _SIGMA_MODES:
+        raise ParameterError(f"mode={mode!r} is not allowed; choose one of {', '.join(map(repr, _SIGMA_MODES))}")
+    value = result.value if isinstance(result, EigenResult) else float(result)
+    if mode == "spectral":
+        return abs(value)
+    if value < 0:
+        warnings.warn(f"sigma(mode='paper'): the top eigenvalue {value:.4g} is negative; sqrt is nan",
+                      RuntimeWarning, stacklevel=2)
+        return math.nan
+    return math.sqrt(value)

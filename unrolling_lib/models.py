@@ -1,0 +1,244 @@
+"""The networks of the paper, and small ones for the quick profile and the theory chapters.
+
+- :func:`resnet18` and :func:`vgg19`: the CIFAR variants the paper trains (§6.1, §7): a 3×3 stride-1 stem
+  and no max-pool in ResNet-18, BatchNorm after every convolution, one linear classifier. Module names
+  follow the paper's released code, so its checkpoints load with ``load_state_dict``.
+- :class:`SmallCNN`: a ~2k-parameter network for 8×8 digits; Hessian-vector products through it are cheap.
+- :class:`MLP`: a tiny fully connected network with a smooth activation by default (second-order theory).
+- :class:`LinearHead`: a linear classifier on frozen features (e.g. a text encoder's).
+
+Everything is plain PyTorch with no in-place activations, so double backward (Hessian-vector products)
+works through every model. :func:`build_model` picks one by name.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .profiles import ParameterError
+
+__all__ = [
+    "MODELS",
+    "BasicBlock",
+    "LinearHead",
+    "MLP",
+    "ResNet",
+    "SmallCNN",
+    "VGG",
+    "VGG19_CFG",
+    "build_model",
+    "num_parameters",
+    "resnet18",
+    "vgg19",
+]
+
+
+# ---------------------------------------------------------------------------------------------------
+# ResNet-18 for CIFAR
+# ---------------------------------------------------------------------------------------------------
+
+
+class BasicBlock(nn.Module):
+    """Two 3×3 conv + BatchNorm layers with a residual connection (1×1 conv + BN when the shape changes)."""
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, kernel_size=3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or in_planes != planes:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_planes, planes, kernel_size=1, stride=stride, bias=False),
+                nn.BatchNorm2d(planes),
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    """CIFAR ResNet: 3×3 stride-1 stem (no max-pool), four stages of :class:`BasicBlock` with 64, 128,
+    256, 512 channels (stride 1, 2, 2, 2), global average pooling and one linear layer."""
+
+    def __init__(self, num_blocks: Sequence[int], num_classes: int = 10, in_channels: int = 3) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        in_planes = 64
+        for stage, (planes, stride, blocks) in enumerate(zip((64, 128, 256, 512), (1, 2, 2, 2), num_blocks,
+                                                             strict=True), start=1):
+            strides = [stride] + [1] * (blocks - 1)
+            layers = []
+            for s in strides:
+                layers.append(BasicBlock(in_planes, planes, s))
+                in_planes = planes
+            setattr(self, f"layer{stage}", nn.Sequential(*layers))
+        self.linear = nn.Linear(512, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
+        out = F.adaptive_avg_pool2d(out, 1).flatten(1)  # = avg_pool2d(out, 4) on 32×32 inputs
+        return self.linear(out)
+
+
+def resnet18(num_classes: int = 10, in_channels: int = 3) -> ResNet:
+    """The CIFAR ResNet-18 of the paper (§6.1): 11,173,962 parameters for 10 classes."""
+    return ResNet((2, 2, 2, 2), num_classes=num_classes, in_channels=in_channels)
+
+
+# ---------------------------------------------------------------------------------------------------
+# VGG-19 for CIFAR
+# ---------------------------------------------------------------------------------------------------
+
+# Output channels of each 3×3 convolution; "M" is a 2×2 max-pool.
+VGG19_CFG: tuple[int | str, ...] = (
+    64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M",
+)
+
+
+class VGG(nn.Module):
+    """CIFAR VGG: 3×3 conv (with bias) + BatchNorm + ReLU blocks and max-pools as in ``cfg``, then a
+    (no-op) 1×1 average pool and a single ``Linear(512, num_classes)``."""
+
+    def __init__(self, cfg: Sequence[int | str] = VGG19_CFG, num_classes: int = 10, in_channels: int = 3) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for item in cfg:
+            if item == "M":
+                layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+            else:
+                layers += [nn.Conv2d(channels, int(item), kernel_size=3, padding=1),
+                           nn.BatchNorm2d(int(item)), nn.ReLU()]
+                channels = int(item)
+        layers.append(nn.AvgPool2d(kernel_size=1, stride=1))
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x).flatten(1))
+
+
+def vgg19(num_classes: int = 10, in_channels: int = 3) -> VGG:
+    """The CIFAR VGG-19 of the paper (§6.1): 20,040,522 parameters for 10 classes (32×32 inputs)."""
+    return VGG(VGG19_CFG, num_classes=num_classes, in_channels=in_channels)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Small models: quick profile and theory chapters
+# ---------------------------------------------------------------------------------------------------
+
+
+class SmallCNN(nn.Module):
+    """A tiny CNN for 8×8 digits: conv(3×3, ``width``) → ReLU → max-pool 2 → conv(3×3, 2·``width``) →
+    ReLU → average pool to 2×2 → linear. 1,898 parameters at the defaults (10 classes, 1 channel).
+
+    ``batch_norm=True`` adds BatchNorm after each convolution (the convolutions then have no bias), to
+    mirror the large models' train/eval behaviour at small cost. Any input size ≥ 2×2 works.
+    """
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, *, width: int = 8,
+                 batch_norm: bool = False) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, width, kernel_size=3, padding=1, bias=not batch_norm)
+        self.bn1 = nn.BatchNorm2d(width) if batch_norm else nn.Identity()
+        self.conv2 = nn.Conv2d(width, 2 * width, kernel_size=3, padding=1, bias=not batch_norm)
+        self.bn2 = nn.BatchNorm2d(2 * width) if batch_norm else nn.Identity()
+        self.linear = nn.Linear(2 * width * 4, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 2)
+        out = F.adaptive_avg_pool2d(F.relu(self.bn2(self.conv2(out))), 2)
+        return self.linear(out.flatten(1))
+
+
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU, "softplus": nn.Softplus, "sigmoid": nn.Sigmoid,
+}
+
+
+class MLP(nn.Module):
+    """A fully connected network: flatten → [Linear → activation] for each width in ``hidden`` → Linear.
+
+    ``hidden=()`` gives a linear model. The default activation is ``tanh``: smooth, so the Hessian is
+    continuous, as the Taylor expansions of §5 assume.
+    """
+
+    def __init__(self, in_features: int = 64, hidden: Sequence[int] = (32,), num_classes: int = 10, *,
+                 activation: str = "tanh", bias: bool = True) -> None:
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ParameterError(f"activation={activation!r} is not allowed; choose one of "
+                                 f"{', '.join(map(repr, ACTIVATIONS))}")
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = in_features
+        for h in hidden:
+            layers += [nn.Linear(width, int(h), bias=bias), ACTIVATIONS[activation]()]
+            width = int(h)
+        layers.append(nn.Linear(width, num_classes, bias=bias))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class LinearHead(nn.Module):
+    """A linear classifier on fixed features (N, ``in_features``), e.g. a frozen text encoder's output."""
+
+    def __init__(self, in_features: int, num_classes: int = 2) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_features, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x.flatten(1))
+
+
+# ---------------------------------------------------------------------------------------------------
+# By name
+# ---------------------------------------------------------------------------------------------------
+
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "resnet18": resnet18,
+    "vgg19": vgg19,
+    "small_cnn": SmallCNN,
+    "mlp": MLP,
+    "linear_head": LinearHead,
+}
+
+
+def build_model(name: str, num_classes: int = 10, *, seed: int | None = None, **kwargs: Any) -> nn.Module:
+    """The model called ``name`` (one of :data:`MODELS`) with ``num_classes`` outputs.
+
+    ``kwargs`` go to the constructor (``in_channels`` for the CNNs, ``in_features``/``hidden``/``activation``
+    for ``mlp``, ``in_features`` for ``linear_head``, ``batch_norm``/``width`` for ``small_cnn``). With
+    ``seed``, the initial weights depend on it alone; the global random state is left untouched.
+    """
+    if name not in MODELS:
+        raise ParameterError(f"name={name!r} is not a known model; choose one of {', '.join(map(repr, MODELS))}")
+    factory = MODELS[name]
+    accepted = set(inspect.signature(factory).parameters) - {"num_classes"}
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        raise ParameterError(f"{unknown[0]}= is not a parameter of model {name!r}; known: "
+                             f"{', '.join(sorted(accepted))}")
+    if seed is None:
+        return factory(num_classes=num_classes, **kwargs)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return factory(num_classes=num_classes, **kwargs)
+
+
+def num_parameters(model: nn.Module, trainable_only: bool = True) -> int:
+    """Number of parameters (BatchNorm running statistics are buffers and never count)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
