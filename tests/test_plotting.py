@@ -37,3 +37,10 @@ def test_frames_slider_steps_follow_frames():
     assert slider["currentvalue"]["prefix"] == "γ = "
     with pytest.raises(ValueError, match="labels has 2 entries; frames has 3"):
         frames_slider(frames, ["0", "1"])
+
+
+def test_figures_with_frames_do_not_autoplay():
+    frames = [go.Frame(name=f"g{i}", data=[go.Scatter(y=[i])]) for i in range(3)]
+    fig = go.Figure(data=[go.Scatter(y=[0])], frames=frames)
+    html = BookRenderer().to_mimebundle(fig.to_dict() | {"frames": [f.to_plotly_json() for f in frames]})["text/html"]
+    assert "Plotly.addFrames" in html and "Plotly.animate" not in html

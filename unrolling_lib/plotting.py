@@ -28,6 +28,7 @@ class BookRenderer(MimetypeRenderer):
         html = pio.to_html(
             fig_dict,
             include_plotlyjs=False,
+            auto_play=False,
             include_mathjax=False,
             full_html=False,
             validate=False,
@@ -74,3 +75,37 @@ def frames_slider(
         for frame, label in zip(frames, labels, strict=True)
     ]
     return [{"active": active, "currentvalue": {"prefix": prefix}, "pad": {"t": 40}, "steps": steps}]
+
+
+def verification_figure(df: Any) -> go.Figure:
+    """§8.3 (Figures 9 and 11): unlearning error e against verification error v, one trace per γ over t."""
+    fig = go.Figure()
+    for gamma, rows in df.groupby("gamma", sort=True):
+        fig.add_trace(go.Scatter(
+            x=rows["e"], y=rows["v"], mode="lines+markers", name=f"γ = {gamma:g}",
+            marker={"size": 7}, customdata=rows[["t", "weight_change", "sigma_avg"]].to_numpy(),
+            hovertemplate="t=%{customdata[0]}<br>e=%{x:.4g}<br>v=%{y:.4g}<br>‖Δw‖=%{customdata[1]:.3g}"
+                          "<br>σ_avg=%{customdata[2]:.3g}<extra>γ = " + f"{gamma:g}</extra>",
+        ))
+    fig.update_layout(title="Unlearning error (Eq. 9) vs verification error, along t and across γ",
+                      xaxis_title="unlearning error e", yaxis_title="verification error v = ‖w′ − w″‖₂",
+                      template="plotly_white", height=460, legend_title="SD strength")
+    return fig
+
+
+def components_figure(df: Any, columns: tuple[str, ...] = ("e", "v", "weight_change", "sigma_avg")) -> go.Figure:
+    """The pieces of Eq. 9 over fine-tuning steps t, one panel per quantity and one line per γ (§8.2)."""
+    from plotly.subplots import make_subplots
+
+    titles = {"e": "unlearning error e", "v": "verification error v", "weight_change": "‖w_t − w₀‖₂",
+              "sigma_avg": "σ_avg", "accuracy": "test accuracy"}
+    fig = make_subplots(rows=1, cols=len(columns), subplot_titles=[titles.get(c, c) for c in columns])
+    colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
+    for k, (gamma, rows) in enumerate(df.groupby("gamma", sort=True)):
+        for col, name in enumerate(columns, start=1):
+            fig.add_trace(go.Scatter(x=rows["t"], y=rows[name], mode="lines", name=f"γ = {gamma:g}",
+                                     legendgroup=str(gamma), showlegend=col == 1,
+                                     line={"color": colors[k % len(colors)]}), row=1, col=col)
+            fig.update_xaxes(title_text="t", row=1, col=col)
+    fig.update_layout(template="plotly_white", height=360, margin={"t": 60})
+    return fig

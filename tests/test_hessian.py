@@ -1,0 +1,233 @@
+"""σ: the Hessian's eigenvalue of largest magnitude, against the exact dense Hessian and ``eigvalsh``."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from unrolling_lib.hessian import EigenResult, eval_mode, hvp, sigma, top_eigenvalue
+
+CE = nn.CrossEntropyLoss()
+
+
+def exact_hessian(model: nn.Module, loss_fn, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Dense Hessian over the trainable parameters in float64, model in eval mode (a float64 copy)."""
+    m = copy.deepcopy(model).double().eval()
+    names = [n for n, p in m.named_parameters() if p.requires_grad]
+    shapes = [p.shape for n, p in m.named_parameters() if p.requires_grad]
+    fixed = {n: p.detach() for n, p in m.named_parameters() if not p.requires_grad}
+    fixed |= dict(m.named_buffers())
+    flat0 = torch.cat([p.detach().reshape(-1) for n, p in m.named_parameters() if p.requires_grad])
+
+    def loss_of(flat: torch.Tensor) -> torch.Tensor:
+        params, offset = {}, 0
+        for n, s in zip(names, shapes, strict=True):
+            k = math.prod(s)
+            params[n] = flat[offset:offset + k].view(s)
+            offset += k
+        return loss_fn(functional_call(m, params | fixed, (x.double(),)), y)
+
+    return torch.autograd.functional.hessian(loss_of, flat0)
+
+
+def largest_magnitude(h: torch.Tensor) -> float:
+    ev = torch.linalg.eigvalsh(h)
+    return float(ev[ev.abs().argmax()])
+
+
+def mlp(activation: type[nn.Module] = nn.Tanh) -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.Linear(6, 5), activation(), nn.Linear(5, 3))
+
+
+class TinyCNN(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 3, 3, padding=1)
+        self.bn = nn.BatchNorm2d(3)
+        self.fc = nn.Linear(3 * 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = nn.functional.avg_pool2d(torch.tanh(self.bn(self.conv(x))), 2)
+        return self.fc(out.flatten(1))
+
+
+def _data(shape: tuple[int, ...], n: int = 16, classes: int = 3, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(n, *shape, generator=gen), torch.randint(0, classes, (n,), generator=gen)
+
+
+def _trained_cnn(seed: int = 0) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """A tiny CNN with BatchNorm whose running statistics are not the defaults (a few train-mode steps)."""
+    torch.manual_seed(seed)
+    model = TinyCNN()
+    x, y = _data((1, 4, 4), n=24, seed=seed)
+    opt = torch.optim.SGD(model.parameters(), lr=0.2)
+    for _ in range(5):
+        opt.zero_grad()
+        CE(model(x), y).backward()
+        opt.step()
+    return model, x, y
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_tiny_mlp_matches_eigvalsh(dtype: torch.dtype, seed: int) -> None:
+    torch.manual_seed(seed)
+    model = mlp().to(dtype)
+    x, y = _data((6,), seed=seed)
+    exact = largest_magnitude(exact_hessian(model, CE, x, y))
+    result = top_eigenvalue(model, CE, x.to(dtype), y)
+    assert result.converged
+    assert abs(result.value - exact) <= 1e-3 * abs(exact)
+    assert result.vector.dtype == dtype and result.vector.shape == (sum(p.numel() for p in model.parameters()),)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_tiny_cnn_with_batchnorm_matches_eigvalsh(dtype: torch.dtype, seed: int) -> None:
+    model, x, y = _trained_cnn(seed)
+    model = model.to(dtype)
+    exact = largest_magnitude(exact_hessian(model, CE, x, y))  # float64 Hessian of the same weights
+    result = top_eigenvalue(model, CE, x.to(dtype), y)
+    assert result.converged
+    assert abs(result.value - exact) <= 1e-3 * abs(exact)
+
+
+def test_relu_mlp_and_frozen_parameters() -> None:
+    torch.manual_seed(3)
+    model = mlp(nn.ReLU).double()
+    model[1].bias.requires_grad_(False)
+    x, y = _data((6,), seed=3)
+    exact = largest_magnitude(exact_hessian(model, CE, x, y))
+    result = top_eigenvalue(model, CE, x.double(), y)
+    assert abs(result.value - exact) <= 1e-3 * abs(exact)
+    assert result.vector.numel() == sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def test_negative_eigenvalue_of_largest_magnitude_keeps_its_sign() -> None:
+    torch.manual_seed(4)
+    model = mlp().double()
+    x, y = _data((6,), seed=4)
+
+    def concave(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return -CE(out, target) - 0.5 * (out**2).mean()
+
+    exact = largest_magnitude(exact_hessian(model, concave, x, y))
+    assert exact < 0
+    result = top_eigenvalue(model, concave, x.double(), y)
+    assert abs(result.value - exact) <= 1e-3 * abs(exact)
+    assert sigma(result) == pytest.approx(abs(result.value))
+    with pytest.warns(RuntimeWarning, match="negative"):
+        assert math.isnan(sigma(result, "paper"))
+
+
+def test_hvp_equals_dense_product() -> None:
+    model, x, y = _trained_cnn(1)
+    model = model.double()
+    h = exact_hessian(model, CE, x, y)
+    v = torch.randn(h.shape[0], dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(hvp(model, CE, x.double(), y, v), h @ v, rtol=1e-9, atol=1e-11)
+
+
+def test_small_problem_is_solved_exactly() -> None:
+    # Linear regression with 3 weights: the Krylov space is the whole space after 3 products.
+    model = nn.Linear(3, 1, bias=False).double()
+    x, _ = _data((3,), n=10)
+    x = x.double()
+    y = torch.zeros(10, 1, dtype=torch.float64)
+    mse = nn.MSELoss()
+    exact = largest_magnitude(2 * x.T @ x / 10)
+    result = top_eigenvalue(model, mse, x, y, tol=1e-9)
+    assert result.converged and result.hvp_count <= 3
+    assert result.value == pytest.approx(exact, rel=1e-10)
+
+
+def test_warm_start_needs_fewer_products() -> None:
+    torch.manual_seed(5)
+    model = mlp().double()
+    x, y = _data((6,), n=32, seed=5)
+    cold = top_eigenvalue(model, CE, x.double(), y)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)  # one SGD step, as between two σ samples
+    opt.zero_grad()
+    CE(model(x.double()), y).backward()
+    opt.step()
+    exact = largest_magnitude(exact_hessian(model, CE, x, y))
+    cold_after = top_eigenvalue(model, CE, x.double(), y)
+    warm = top_eigenvalue(model, CE, x.double(), y, init=cold)
+    warm_vec = top_eigenvalue(model, CE, x.double(), y, init=cold.vector)
+    assert warm.hvp_count < cold_after.hvp_count
+    assert warm_vec.hvp_count == warm.hvp_count
+    for r in (cold_after, warm):
+        assert abs(r.value - exact) <= 1e-3 * abs(exact)
+
+
+@pytest.mark.parametrize("start_training", [True, False])
+def test_mode_is_restored_and_nothing_else_changes(start_training: bool) -> None:
+    model, x, y = _trained_cnn(0)
+    model.train(start_training)
+    model.zero_grad(set_to_none=True)
+    buffers = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.get_rng_state()
+    top_eigenvalue(model, CE, x, y)
+    assert all(m.training == start_training for m in model.modules())
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in buffers.items())  # BN stats untouched
+    assert all(p.grad is None for p in model.parameters())
+    assert torch.equal(rng, torch.get_rng_state())  # the global random state is left alone
+
+
+def test_mixed_modes_restored_and_eval_used() -> None:
+    model, x, y = _trained_cnn(0)
+    model.train()
+    model.bn.eval()  # e.g. a frozen BatchNorm inside a training model
+    seen = []
+    model.register_forward_pre_hook(lambda m, inp: seen.append(m.bn.training))
+    top_eigenvalue(model, CE, x, y)
+    assert seen and not any(seen)  # evaluated in eval mode
+    assert model.training and model.conv.training and not model.bn.training
+
+
+def test_mode_restored_on_error() -> None:
+    model, x, y = _trained_cnn(0)
+    model.train()
+
+    def broken(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        top_eigenvalue(model, broken, x, y)
+    assert all(m.training for m in model.modules())
+    with eval_mode(model):
+        assert not model.training
+    assert model.training
+
+
+def test_max_iter_reached_warns_and_reports() -> None:
+    torch.manual_seed(6)
+    model = mlp().double()
+    x, y = _data((6,), seed=6)
+    with pytest.warns(RuntimeWarning, match="max_iter=2"):
+        result = top_eigenvalue(model, CE, x.double(), y, tol=1e-12, max_iter=2)
+    assert isinstance(result, EigenResult) and not result.converged and result.hvp_count == 2
+
+
+def test_bad_arguments() -> None:
+    model = mlp()
+    x, y = _data((6,))
+    with pytest.raises(ValueError, match="tol="):
+        top_eigenvalue(model, CE, x, y, tol=0.0)
+    with pytest.raises(ValueError, match="max_iter="):
+        top_eigenvalue(model, CE, x, y, max_iter=0)
+    with pytest.raises(ValueError, match="init must have"):
+        top_eigenvalue(model, CE, x, y, init=torch.ones(3))
+    with pytest.raises(ValueError, match="mode='max'.*'spectral', 'paper'"):
+        sigma(1.0, "max")
+
+
+def test_sigma_modes() -> None:
+    r = EigenResult(value=4.0, vector=torch.ones(1), hvp_count=1, converged=True, error_estimate=0.0)
+    assert sigma(r) == 4.0 and sigma(r, "paper") == 2.0 and sigma(-9.0) == 9.0

@@ -1,0 +1,127 @@
+"""Unlearning error (Eq. 9), verification error / weight change, accuracy and correlations by hand."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from unrolling_lib.metrics import (
+    accuracy,
+    flat_params,
+    pearson,
+    spearman,
+    unlearning_error,
+    verification_error,
+    weight_change,
+)
+
+
+def test_unlearning_error_by_hand() -> None:
+    # e = η² · (‖w_t − w₀‖/t) · σ_avg · (t² − t)/2 = 0.01 · 0.2 · 3 · 45
+    assert unlearning_error(0.1, 10, 2.0, 3.0) == pytest.approx(0.27, rel=1e-12)
+    assert unlearning_error(0.5, 4, 8.0, 0.25) == pytest.approx(0.25 * 2.0 * 0.25 * 6.0, rel=1e-12)
+    assert unlearning_error(0.1, 1, 5.0, 7.0) == 0.0  # one step: no second-order term
+    assert unlearning_error(0.1, np.int64(10), np.float64(2.0), 3) == pytest.approx(0.27)
+
+
+@pytest.mark.parametrize(("kwargs", "name"), [
+    ({"lr": -0.1}, "lr="), ({"steps": 0}, "steps="), ({"steps": 2.5}, "steps="),
+    ({"weight_change": -1.0}, "weight_change="), ({"sigma_avg": float("nan")}, "sigma_avg="),
+])
+def test_unlearning_error_rejects(kwargs: dict, name: str) -> None:
+    args = {"lr": 0.1, "steps": 10, "weight_change": 1.0, "sigma_avg": 1.0} | kwargs
+    with pytest.raises(ValueError, match=name):
+        unlearning_error(**args)
+
+
+def _bn_model() -> nn.Module:
+    model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2), nn.Linear(2, 1))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(1.0)
+    return model
+
+
+def test_verification_error_by_hand_ignores_bn_buffers() -> None:
+    a = _bn_model()
+    b = copy.deepcopy(a)
+    with torch.no_grad():
+        b[0].weight[0, 1] += 3.0  # a 3-4-12-… difference: ‖(3, 4, 12)‖ = 13
+        b[1].bias[1] -= 4.0
+        b[2].weight[0, 0] += 12.0
+        b[1].running_mean.fill_(100.0)  # buffers never count
+        b[1].running_var.fill_(50.0)
+        b[1].num_batches_tracked.fill_(7)
+    for x, y in [(a, b), (a.state_dict(), b.state_dict()), (a, b.state_dict()), (a.state_dict(), b),
+                 (flat_params(a), b), (a, flat_params(b)), (flat_params(a), flat_params(b))]:
+        assert verification_error(x, y) == pytest.approx(13.0, rel=1e-12)
+        assert weight_change(x, y) == pytest.approx(13.0, rel=1e-12)
+    assert verification_error(a, a) == 0.0
+
+
+def test_frozen_parameters_do_not_count_for_modules() -> None:
+    a = _bn_model()
+    b = copy.deepcopy(a)
+    with torch.no_grad():
+        b[2].bias += 5.0
+        b[2].weight[0, 0] += 1.0
+    a[2].bias.requires_grad_(False)
+    # Against the module a, only its trainable names count; the state dict of b has the bias too.
+    assert verification_error(a, b.state_dict()) == pytest.approx(1.0)
+    assert verification_error(a.state_dict(), b.state_dict()) == pytest.approx(math.sqrt(26.0))
+
+
+def test_flat_params_order_and_values() -> None:
+    model = _bn_model()
+    assert torch.equal(flat_params(model), nn.utils.parameters_to_vector(model.parameters()))
+    assert torch.equal(flat_params(model.state_dict()), flat_params(model))
+    assert flat_params(model).numel() == 2 * 2 + 2 + 2 + 2 + 2 + 1  # BN buffers left out
+
+
+def test_distance_mismatch_errors() -> None:
+    a = _bn_model()
+    with pytest.raises(ValueError, match="same number of weights"):
+        verification_error(a, torch.zeros(3))
+    with pytest.raises(ValueError, match="same parameter names"):
+        verification_error(a.state_dict(), {"x": torch.zeros(1)})
+    with pytest.raises(ValueError, match="must both hold"):
+        verification_error(a, {"0.weight": torch.zeros(2, 2)})
+    with pytest.raises(ValueError, match="nn.Module, a state dict or a flat tensor"):
+        verification_error(a, [1.0, 2.0])  # type: ignore[arg-type]
+
+
+def test_accuracy_by_hand_and_mode_restored() -> None:
+    model = nn.Sequential(nn.Linear(3, 3, bias=False), nn.Dropout(0.9))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.eye(3))
+    x = torch.eye(3).repeat(4, 1)  # sample i predicts class i % 3
+    y = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 1, 1, 1, 1])  # 9 of 12 right
+    model.train()
+    assert accuracy(model, (x, y)) == pytest.approx(9 / 12)  # eval mode: dropout off
+    assert model.training and model[1].training
+    loader = [(x[:5], y[:5]), (x[5:], y[5:])]
+    assert accuracy(model, loader, batch_size=2) == pytest.approx(9 / 12)
+
+    class Split:
+        pass
+
+    data = Split()
+    data.x, data.y = x, y
+    assert accuracy(model, data) == pytest.approx(9 / 12)
+
+
+def test_correlations() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=50)
+    y = 2 * x + rng.normal(size=50)
+    assert pearson(x, y) == pytest.approx(np.corrcoef(x, y)[0, 1], rel=1e-12)
+    ranks = lambda v: np.argsort(np.argsort(v))  # noqa: E731 (no ties in continuous data)
+    assert spearman(x, y) == pytest.approx(np.corrcoef(ranks(x), ranks(y))[0, 1], rel=1e-12)
+    assert spearman(x, np.exp(x)) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="same length"):
+        pearson([1, 2, 3], [1, 2])

@@ -1,0 +1,140 @@
+"""The unlearning-error monitor: e(t) is Eq. 9 of its own σ samples and weights, in our loop or in yours."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from unrolling_lib.data import BatchOrder, batch_tensors, load_digits_dataset
+from unrolling_lib.hessian import sigma, top_eigenvalue
+from unrolling_lib.models import build_model
+from unrolling_lib.monitor import MONITOR_COLUMNS, UnlearningErrorMonitor
+from unrolling_lib.profiles import ParameterError
+from unrolling_lib.training import cpu_threads, make_loss, train
+
+LR = 0.05
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    with cpu_threads(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def setting():
+    data = load_digits_dataset(train=True, subset=600, seed=0)
+    order = BatchOrder(len(data), 32, steps=60, seed=1)
+    hessian_batch = (data.x[:64], data.y[:64])
+    return data, order, hessian_batch
+
+
+def flat(model: torch.nn.Module) -> np.ndarray:
+    return np.concatenate([p.detach().double().reshape(-1).numpy() for p in model.parameters() if p.requires_grad])
+
+
+class WeightLog:
+    """An independent record of the weights after every step (float64 copies)."""
+
+    every = 1
+
+    def __init__(self) -> None:
+        self.weights: dict[int, np.ndarray] = {}
+
+    def on_start(self, model):
+        self.weights[0] = flat(model)
+
+    def on_step(self, state):
+        self.weights[state.t] = flat(state.model)
+
+
+def test_e_is_eq9_of_recorded_sigmas_and_weights(setting):
+    data, order, hb = setting
+    loss_fn = make_loss(5.0)
+    monitor = UnlearningErrorMonitor(LR, *hb, loss_fn=loss_fn, every=10)
+    log = WeightLog()
+    train(build_model("small_cnn", 10, seed=0), data, order, lr=LR, loss_fn=loss_fn, callbacks=[monitor, log],
+          progress=False)
+    frame = monitor.frame()
+    assert list(frame.columns) == list(MONITOR_COLUMNS)
+    assert frame["t"].tolist() == [0, 10, 20, 30, 40, 50, 60]
+    sigmas = frame["sigma"].to_numpy()
+    for i, row in frame.iterrows():
+        t = int(row["t"])
+        sigma_avg = sigmas[: i + 1].mean()  # σ_avg: mean of the samples taken so far (t = 0 included)
+        change = float(np.linalg.norm(log.weights[t] - log.weights[0]))
+        expected = LR**2 * change / t * sigma_avg * (t * t - t) / 2 if t else 0.0
+        assert row["sigma_avg"] == pytest.approx(sigma_avg, rel=1e-12)
+        assert row["weight_change"] == pytest.approx(change, rel=1e-9)
+        assert row["e"] == pytest.approx(expected, rel=1e-9)
+        assert row["sigma"] == pytest.approx(abs(row["eigenvalue"]), rel=1e-12)
+    assert frame["e"].iloc[-1] > frame["e"].iloc[1] > 0
+    assert monitor.sigma_avg == pytest.approx(sigmas.mean())
+
+
+def test_sigma_sample_matches_a_direct_computation(setting):
+    data, order, hb = setting
+    model = build_model("small_cnn", 10, seed=0)
+    monitor = UnlearningErrorMonitor(LR, *hb, every=30, sigma_mode="paper")
+    train(model, data, order, lr=LR, callbacks=[monitor], progress=False)
+    direct = top_eigenvalue(model, torch.nn.functional.cross_entropy, *hb)
+    assert monitor.latest["t"] == 60
+    assert monitor.latest["sigma"] == pytest.approx(sigma(direct, "paper"), rel=2e-3)
+    assert monitor.latest["sigma"] == pytest.approx(math.sqrt(monitor.latest["eigenvalue"]), rel=1e-12)
+
+
+def test_own_loop_gives_the_same_records_as_the_callback(setting):
+    data, order, hb = setting
+    w0 = build_model("small_cnn", 10, seed=0)
+    ours = UnlearningErrorMonitor(LR, *hb, every=20)
+    train(copy.deepcopy(w0), data, order, lr=LR, callbacks=[ours], progress=False)
+
+    model = copy.deepcopy(w0)
+    params = list(model.parameters())
+    yours = UnlearningErrorMonitor(LR, *hb, every=20).start(model)
+    for t, indices in enumerate(order, start=1):
+        x, y = batch_tensors(data, indices)
+        grads = torch.autograd.grad(torch.nn.functional.cross_entropy(model(x), y), params)
+        with torch.no_grad():
+            for p, g in zip(params, grads, strict=True):
+                p.add_(g, alpha=-LR)
+        yours.step(model, t)
+    a, b = ours.frame().drop(columns="seconds"), yours.frame().drop(columns="seconds")
+    assert a["t"].tolist() == b["t"].tolist() == [0, 20, 40, 60]
+    np.testing.assert_allclose(a[["e", "sigma", "sigma_avg", "weight_change"]].to_numpy(),
+                               b[["e", "sigma", "sigma_avg", "weight_change"]].to_numpy(), rtol=1e-5)
+
+
+def test_warm_start_saves_hessian_vector_products(setting):
+    data, order, hb = setting
+    counts = {}
+    for warm in (True, False):
+        monitor = UnlearningErrorMonitor(LR, *hb, every=5, warm_start=warm)
+        train(build_model("small_cnn", 10, seed=0), data, order, lr=LR, callbacks=[monitor], progress=False)
+        counts[warm] = monitor.frame()["hvp_count"].iloc[1:].sum()
+    assert counts[True] < counts[False]
+
+
+def test_step_forced_off_grid_and_errors(setting):
+    data, order, hb = setting
+    model = build_model("small_cnn", 10, seed=0)
+    monitor = UnlearningErrorMonitor(LR, *hb, every=50, sample_at_start=False)
+    with pytest.raises(RuntimeError, match="start"):
+        monitor.step(model, 1)
+    monitor.start(model)
+    assert monitor.records == [] and math.isnan(monitor.sigma_avg)
+    assert monitor.step(model, 7) is None
+    record = monitor.step(model, 7, force=True)
+    assert record["t"] == 7 and record["weight_change"] == 0.0 and record["e"] == 0.0
+    assert monitor.step(model, 7, force=True) is record  # the same t is not sampled twice
+    for kwargs, name in [({"every": 0}, "every"), ({"sigma_mode": "sqrt"}, "mode"), ({"tol": 2.0}, "tol")]:
+        with pytest.raises(ParameterError, match=name):
+            UnlearningErrorMonitor(LR, *hb, **kwargs)
+    with pytest.raises(ParameterError, match="lr"):
+        UnlearningErrorMonitor(0.0, *hb)
+    with pytest.raises(ParameterError, match="t="):
+        monitor.step(model, -1)

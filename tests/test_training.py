@@ -1,0 +1,198 @@
+"""Plain SGD over a batch order: lockstep retraining bit for bit, determinism, the divergence guard, callbacks."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from unrolling_lib.data import BatchOrder, batch_tensors, load_digits_dataset
+from unrolling_lib.losses import sd_loss
+from unrolling_lib.models import build_model
+from unrolling_lib.profiles import ParameterError
+from unrolling_lib.training import (
+    Callback,
+    StepState,
+    TrainingDiverged,
+    cpu_threads,
+    deterministic_mode,
+    make_loss,
+    noise_floor,
+    train,
+    train_lockstep,
+)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    with cpu_threads(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits_dataset(train=True, subset=512, seed=0)
+
+
+def same_state(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    """Every parameter and buffer bit for bit equal."""
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+@pytest.mark.parametrize("skip", [0, 7, 39])
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_lockstep_retrained_equals_separate_retraining_bit_for_bit(digits, skip, batch_norm):
+    w0 = build_model("small_cnn", 10, seed=3, batch_norm=batch_norm)
+    order = BatchOrder(len(digits), 32, steps=40, seed=1)
+    pair = train_lockstep(copy.deepcopy(w0), digits, order, skip=skip, lr=0.1, gamma=5.0, progress=False)
+    alone = train(copy.deepcopy(w0), digits, order.without(skip), lr=0.1, gamma=5.0, progress=False)
+    full = train(copy.deepcopy(w0), digits, order, lr=0.1, gamma=5.0, progress=False)
+    assert same_state(pair.retrained, alone.model)  # M′ = retraining on the order without step `skip`
+    assert same_state(pair.model, full.model)  # and M is untouched by running beside it
+    assert not same_state(pair.model, pair.retrained)
+    assert np.isnan(pair.retrained_losses[skip]) and np.isfinite(np.delete(pair.retrained_losses, skip)).all()
+    np.testing.assert_array_equal(np.delete(pair.retrained_losses, skip), alone.losses)
+
+
+def test_one_step_is_plain_sgd(digits):
+    model = build_model("small_cnn", 10, seed=0)
+    w0 = copy.deepcopy(model)
+    order = BatchOrder(len(digits), 16, steps=1, seed=2)
+    train(model, digits, order, lr=0.05, gamma=10.0, scaling="equation", progress=False)
+    x, y = batch_tensors(digits, order[0])
+    grads = torch.autograd.grad(sd_loss(w0(x), y, 10.0, scaling="equation"), list(w0.parameters()))
+    for p, p0, g in zip(model.parameters(), w0.parameters(), grads, strict=True):
+        torch.testing.assert_close(p, p0 - 0.05 * g, rtol=0, atol=1e-7)
+
+
+def test_deterministic_mode_same_seed_same_bits(digits):
+    def run(seed: int) -> torch.nn.Module:
+        model = build_model("small_cnn", 10, seed=seed, batch_norm=True)
+        order = BatchOrder(len(digits), 32, steps=30, seed=seed)
+        return train(model, digits, order, lr=0.1, gamma=5.0, deterministic=True, seed=seed, progress=False).model
+
+    assert same_state(run(4), run(4))
+    assert not same_state(run(4), run(5))
+    assert not torch.are_deterministic_algorithms_enabled()  # restored
+
+
+def test_deterministic_mode_restores_settings_and_random_state():
+    before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark, torch.get_num_threads())
+    state = torch.random.get_rng_state()
+    with deterministic_mode(seed=1, threads=1):
+        assert torch.are_deterministic_algorithms_enabled()
+        first = torch.rand(3)
+    with deterministic_mode(seed=1):
+        assert torch.equal(first, torch.rand(3))
+    assert torch.equal(state, torch.random.get_rng_state())
+    assert (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark,
+            torch.get_num_threads()) == before
+    with pytest.raises(ParameterError, match="seed"):
+        with deterministic_mode(seed=-1):
+            pass
+
+
+def test_noise_floor_is_zero_on_cpu(digits):
+    w0 = build_model("small_cnn", 10, seed=0)
+    before = copy.deepcopy(w0)
+    order = BatchOrder(len(digits), 32, steps=20, seed=0)
+    assert noise_floor(w0, digits, order, lr=0.1, gamma=5.0) == 0.0
+    assert same_state(w0, before)  # w₀ itself is not trained
+
+
+def test_divergence_stops_with_message_and_keeps_history(digits):
+    w0 = build_model("small_cnn", 10, seed=0)
+    order = BatchOrder(len(digits), 32, steps=50, seed=0)
+    with pytest.warns(RuntimeWarning) as caught:
+        result = train(copy.deepcopy(w0), digits, order, lr=80.0, gamma=5.0, progress=False)
+    assert result.diverged and 0 < result.steps < 50
+    message = str(caught[0].message)
+    assert result.message == message
+    assert f"step {result.steps}" in message and "lr=80" in message and "gamma=5" in message
+    assert len(result.losses) == result.steps and np.isfinite(result.losses).all()
+    # The weights are those after the last good step: replaying that many steps gives the same bits.
+    replay = train(copy.deepcopy(w0), digits, BatchOrder.from_batches(list(order)[:result.steps], len(digits)),
+                   lr=80.0, gamma=5.0, progress=False)
+    assert same_state(result.model, replay.model)
+
+
+def test_nan_loss_stops_and_raise_mode_carries_the_partial_result(digits):
+    calls = {"n": 0}
+
+    def loss_fn(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        calls["n"] += 1
+        loss = F.cross_entropy(logits, targets)
+        return loss * math.nan if calls["n"] == 6 else loss
+
+    seen: list[int] = []
+    order = BatchOrder(len(digits), 32, steps=20, seed=0)
+    with pytest.raises(TrainingDiverged, match=r"step 5 \(t=6 of 20\).*nan.*lr=0.1, loss_fn=loss_fn") as info:
+        train(build_model("small_cnn", 10, seed=0), digits, order, lr=0.1, loss_fn=loss_fn, progress=False,
+              callbacks=[lambda s: seen.append(s.t)], on_divergence="raise")
+    partial = info.value.result
+    assert partial.steps == 5 and len(partial.losses) == 5 and seen == [1, 2, 3, 4, 5]
+    assert all(torch.isfinite(p).all() for p in partial.model.parameters())
+
+
+def test_lockstep_divergence_stops_both_models_at_the_same_step(digits):
+    w0 = build_model("small_cnn", 10, seed=0)
+    order = BatchOrder(len(digits), 32, steps=40, seed=0)
+    with pytest.warns(RuntimeWarning, match=r"the loss of M′? is"):
+        pair = train_lockstep(copy.deepcopy(w0), digits, order, skip=0, lr=80.0, progress=False)
+    assert pair.diverged and 1 < pair.steps < 40
+    assert len(pair.losses) == pair.steps == len(pair.retrained_losses)
+    done = BatchOrder.from_batches(list(order)[:pair.steps], len(digits))
+    assert same_state(pair.model, train(copy.deepcopy(w0), digits, done, lr=80.0, progress=False).model)
+    assert same_state(pair.retrained,
+                      train(copy.deepcopy(w0), digits, done.without(0), lr=80.0, progress=False).model)
+
+
+class Recorder(Callback):
+    def __init__(self, every: int) -> None:
+        self.every = every
+        self.ts: list[int] = []
+        self.started = self.ended = None
+
+    def on_start(self, model):
+        self.started = model
+
+    def on_step(self, state: StepState) -> None:
+        assert state.t == state.step + 1 and state.total == 12 and state.lr == 0.1
+        assert state.update is None and state.retrained is not None and np.isfinite(state.loss)
+        self.ts.append(state.t)
+
+    def on_end(self, state):
+        self.ended = state.t
+
+
+def test_callbacks_every_k_steps_with_start_and_end(digits):
+    model = build_model("small_cnn", 10, seed=0)
+    rec, plain = Recorder(every=5), []
+    train_lockstep(model, digits, BatchOrder(len(digits), 32, steps=12, seed=0), skip=2, lr=0.1,
+                   callbacks=[rec, plain.append], progress=False)
+    assert rec.ts == [5, 10] and rec.started is model and rec.ended == 12
+    assert [s.t for s in plain] == list(range(1, 13)) and all(isinstance(s, StepState) for s in plain)
+
+
+def test_modes_restored_and_bad_arguments_refused(digits):
+    model = build_model("small_cnn", 10, seed=0, batch_norm=True).eval()
+    order = BatchOrder(len(digits), 32, steps=2, seed=0)
+    train(model, digits, order, lr=0.1, progress=False)
+    assert not any(m.training for m in model.modules())
+    for kwargs, name in [({"lr": 0.0}, "lr"), ({"lr": 0.1, "on_divergence": "ignore"}, "on_divergence"),
+                         ({"lr": 0.1, "gamma": -1.0}, "gamma"), ({"lr": 0.1, "scaling": "paper"}, "scaling"),
+                         ({"lr": 0.1, "callbacks": [3]}, "callbacks")]:
+        with pytest.raises(ParameterError, match=name):
+            train(model, digits, order, progress=False, **kwargs)
+    with pytest.raises(ParameterError, match="order"):
+        train(model, digits, [[0, 1]], lr=0.1)
+    with pytest.raises(ParameterError, match="skip"):
+        train_lockstep(model, digits, order, skip=5, lr=0.1)
+    with pytest.raises(ParameterError, match="order indexes"):
+        train(model, digits, BatchOrder(10_000, 32, steps=1), lr=0.1)
+    assert make_loss(0.0) is F.cross_entropy

@@ -1,0 +1,125 @@
+"""Single-gradient unlearning (§5.1, §8.3) against exact retraining and hand-computed gradients."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from unrolling_lib.metrics import flat_params, verification_error
+from unrolling_lib.unlearning import single_gradient_unlearn
+
+MSE = nn.MSELoss()
+
+
+def _regression(n: int = 10, d: int = 5, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, nn.Linear]:
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=gen, dtype=torch.float64)
+    y = x @ torch.randn(d, 1, generator=gen, dtype=torch.float64) + 0.3 * torch.randn(n, 1, generator=gen,
+                                                                                        dtype=torch.float64)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = nn.Linear(d, 1).double()
+    return x, y, model
+
+
+def _sgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, order: list[int], lr: float) -> nn.Module:
+    """Plain SGD with batch size 1 over ``order`` (a copy of ``model`` is trained)."""
+    model = copy.deepcopy(model)
+    for i in order:
+        model.zero_grad()
+        MSE(model(x[i:i + 1]), y[i:i + 1]).backward()
+        with torch.no_grad():
+            for p in model.parameters():
+                p -= lr * p.grad
+    return model
+
+
+def _verification(lr: float, at: str = "initial") -> float:
+    x, y, w0 = _regression()
+    order = list(range(len(y)))  # t = 10 steps of batch size 1
+    trained = _sgd(w0, x, y, order, lr)  # x̂₁ = sample 0 is used first
+    retrained = _sgd(w0, x, y, order[1:], lr)  # the same order without it
+    unlearned = single_gradient_unlearn(trained, w0, MSE, x[:1], y[:1], lr=lr, at=at)
+    return verification_error(unlearned, retrained)
+
+
+@pytest.mark.parametrize("at", ["initial", "final"])
+def test_verification_error_is_second_order_in_lr(at: str) -> None:
+    lrs = [1e-2, 5e-3, 2.5e-3]
+    v = np.array([_verification(lr, at) for lr in lrs])
+    scaled = v / np.square(lrs)
+    assert np.all(v > 0)
+    assert scaled.max() / scaled.min() < 1.3  # v/η² stays (nearly) constant: v = O(η²), §5
+    assert np.all((v[:-1] / v[1:] > 3.5) & (v[:-1] / v[1:] < 4.5))  # halving η divides v by ~4
+    # Without unlearning the gap to the retrained model is first order: much larger.
+    x, y, w0 = _regression()
+    n = len(y)
+    gap = verification_error(_sgd(w0, x, y, list(range(n)), 2.5e-3), _sgd(w0, x, y, list(range(1, n)), 2.5e-3))
+    assert gap > 20 * v[-1]
+
+
+def test_single_step_is_undone_exactly() -> None:
+    x, y, w0 = _regression()
+    trained = _sgd(w0, x, y, [3], 0.1)
+    unlearned = single_gradient_unlearn(trained, w0, MSE, x[3:4], y[3:4], lr=0.1)
+    assert verification_error(unlearned, w0) < 1e-14
+
+
+def _hand_gradient(model: nn.Linear, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """∇ of the mean squared error of a linear model, (weight, bias) flattened: 2/n Σ (w·x + b − y)(x, 1)."""
+    w, b = model.weight.detach(), model.bias.detach()
+    r = (x @ w.T + b - y).reshape(-1)
+    gw = 2 * (r[:, None] * x).mean(dim=0)
+    return torch.cat([gw, (2 * r.mean()).reshape(1)])
+
+
+@pytest.mark.parametrize("at", ["initial", "final"])
+def test_update_equals_hand_formula(at: str) -> None:
+    x, y, w0 = _regression(seed=1)
+    order = list(range(len(y))) * 2  # two epochs: each batch used m = 2 times
+    trained = _sgd(w0, x, y, order, 0.01)
+    batch = slice(4, 8)  # a batch of 4: the gradient of the batch-mean loss
+    where = w0 if at == "initial" else trained
+    expected = flat_params(trained) + 0.01 * 2 * _hand_gradient(where, x[batch], y[batch])
+    for initial in (w0, w0.state_dict(), flat_params(w0)):
+        unlearned = single_gradient_unlearn(trained, initial, MSE, x[batch], y[batch], lr=0.01, times_used=2, at=at)
+        assert torch.allclose(flat_params(unlearned), expected, rtol=0, atol=1e-14)
+
+
+def test_inputs_untouched_and_batchnorm_in_train_mode() -> None:
+    torch.manual_seed(0)
+    w0 = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 1)).double()
+    trained = copy.deepcopy(w0)
+    with torch.no_grad():
+        trained[0].weight += 0.1
+    trained.eval()
+    before_t, before_0 = copy.deepcopy(trained.state_dict()), copy.deepcopy(w0.state_dict())
+    x, y = torch.randn(8, 3, dtype=torch.float64), torch.randn(8, 1, dtype=torch.float64)
+    unlearned = single_gradient_unlearn(trained, w0, MSE, x, y, lr=0.1)
+    for ref, model in ((before_t, trained), (before_0, w0)):
+        assert all(torch.equal(v, model.state_dict()[k]) for k, v in ref.items())
+    assert not trained.training and all(p.grad is None for p in trained.parameters())
+    # Gradient taken as in the SGD step: BatchNorm on batch statistics (train mode), at w₀.
+    reference = copy.deepcopy(w0).train()
+    grads = torch.autograd.grad(MSE(reference(x), y), list(reference.parameters()))
+    expected = flat_params(trained) + 0.1 * torch.cat([g.reshape(-1) for g in grads])
+    assert torch.allclose(flat_params(unlearned), expected, atol=1e-14)
+    assert torch.equal(unlearned[1].running_mean, trained[1].running_mean)  # buffers are w_t's
+
+
+def test_bad_arguments() -> None:
+    x, y, w0 = _regression()
+    with pytest.raises(ValueError, match="lr="):
+        single_gradient_unlearn(w0, w0, MSE, x, y, lr=0.0)
+    with pytest.raises(ValueError, match="times_used="):
+        single_gradient_unlearn(w0, w0, MSE, x, y, lr=0.1, times_used=-1)
+    with pytest.raises(ValueError, match="at='middle'.*'initial', 'final'"):
+        single_gradient_unlearn(w0, w0, MSE, x, y, lr=0.1, at="middle")
+    with pytest.raises(ValueError, match="trainable weights"):
+        single_gradient_unlearn(w0, torch.zeros(2), MSE, x, y, lr=0.1)
+    with pytest.raises(ValueError, match="lacks trainable"):
+        single_gradient_unlearn(w0, {"weight": torch.zeros(1, 5)}, MSE, x, y, lr=0.1)

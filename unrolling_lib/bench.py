@@ -1,0 +1,267 @@
+"""Benchmarks: ``python -m unrolling_lib bench <name>`` runs ``BENCHES[name]`` and prints a table.
+
+``hessian``: σ's eigenvalue (:func:`unrolling_lib.hessian.top_eigenvalue`) against PyHessian's
+``hessian(model, criterion, data=(x, y), cuda=False).eigenvalues()`` (power iteration, 100 iterations,
+tol 1e-3 on the relative change, as the paper's released code used it) on the same model and batch:
+
+- a small CNN (BatchNorm) on a batch of 128 digits, at initialisation and after 200 SGD steps;
+- the CIFAR ResNet-18 on a synthetic CIFAR-shaped batch of 16, at initialisation and after 20 SGD steps.
+
+For each it reports wall time, Hessian-vector products and the relative error against a converged
+reference (ARPACK's Lanczos through ``scipy.sparse.linalg.eigsh``, tol 1e-6, on the same products), from a
+cold start; then, after one more SGD step, PyHessian again (it cannot warm-start) and ours from the
+previous eigenvector. PyHessian is an optional extra (``pip install pyhessian==0.1``).
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .hessian import EigenResult, HVPOperator, eval_mode, top_eigenvalue
+from .profiles import ParameterError
+
+__all__ = ["BENCHES", "run_bench"]
+
+
+@dataclass
+class _Row:
+    model: str
+    state: str
+    method: str
+    seconds: float
+    hvps: float
+    rel_error: float
+    ratio: float = float("nan")
+
+
+def _pyhessian() -> Any:
+    try:
+        from pyhessian import hessian
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ParameterError("the hessian benchmark needs PyHessian: pip install pyhessian==0.1 "
+                             "(or the 'bench' extra of unrolling-lib)") from err
+    return hessian, sys.modules["pyhessian.hessian"]
+
+
+def _reference(model: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """The eigenvalue of largest magnitude by ARPACK (independent of our Lanczos), tol 1e-6."""
+    from scipy.sparse.linalg import LinearOperator, eigsh
+
+    with eval_mode(model):
+        op = HVPOperator(model, loss_fn, x, y)
+
+        def matvec(v: np.ndarray) -> np.ndarray:
+            t = torch.as_tensor(np.asarray(v).reshape(-1), dtype=op.dtype, device=op.device)
+            return op(t).detach().cpu().double().numpy()
+
+        lin = LinearOperator((op.numel, op.numel), matvec=matvec, dtype=np.float64)
+        v0 = np.random.default_rng(12345).standard_normal(op.numel)
+        values = eigsh(lin, k=1, which="LM", tol=1e-6, v0=v0, ncv=16, return_eigenvectors=False)
+    return float(values[0])
+
+
+def _time_pyhessian(model: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                    seed: int) -> tuple[float, int, float]:
+    """PyHessian's default call: (seconds, products, eigenvalue). Leaves the model as it found it."""
+    hessian, module = _pyhessian()
+    count = [0]
+    original = module.hessian_vector_product
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        count[0] += 1
+        return original(*args, **kwargs)
+
+    flags = [(m, m.training) for m in model.modules()]
+    module.hessian_vector_product = counting
+    try:
+        with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.manual_seed(seed)
+            start = time.perf_counter()
+            values, _ = hessian(model, loss_fn, data=(x, y), cuda=False).eigenvalues()
+            seconds = time.perf_counter() - start
+    finally:
+        module.hessian_vector_product = original
+        model.zero_grad(set_to_none=True)  # PyHessian leaves graph-carrying .grad fields behind
+        for m, flag in flags:
+            m.training = flag
+    return seconds, count[0], float(values[0])
+
+
+def _time_ours(model: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor, seed: int,
+               init: EigenResult | None = None) -> tuple[float, EigenResult]:
+    start = time.perf_counter()
+    result = top_eigenvalue(model, loss_fn, x, y, init=init, seed=seed)
+    return time.perf_counter() - start, result
+
+
+def _sgd_step(model: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor, lr: float) -> None:
+    model.train()
+    loss = loss_fn(model(x), y)
+    grads = torch.autograd.grad(loss, [p for p in model.parameters() if p.requires_grad])
+    with torch.no_grad():
+        for p, g in zip([p for p in model.parameters() if p.requires_grad], grads, strict=True):
+            p.sub_(lr * g)
+
+
+def _compare(model: nn.Module, name: str, state: str, batch: tuple[torch.Tensor, torch.Tensor],
+             step_batch: tuple[torch.Tensor, torch.Tensor], lr: float, repeats: int) -> list[_Row]:
+    """Cold comparison at the current weights, then one SGD step and the warm comparison."""
+    loss_fn = nn.CrossEntropyLoss()
+    x, y = batch
+    rows: list[_Row] = []
+    previous: EigenResult | None = None
+    for phase in ("cold", "after 1 SGD step"):
+        if phase != "cold":
+            _sgd_step(model, loss_fn, *step_batch, lr=lr)
+        ref = _reference(model, loss_fn, x, y)
+        ph = [_time_pyhessian(model, loss_fn, x, y, seed) for seed in range(repeats)]
+        ours = [_time_ours(model, loss_fn, x, y, seed) for seed in range(repeats)]
+        ph_time = statistics.median(t for t, _, _ in ph)
+        label = f"{state}, {phase}"
+        rows.append(_Row(name, label, "PyHessian power (default)", ph_time,
+                         statistics.median(n for _, n, _ in ph), max(abs(v - ref) / abs(ref) for *_, v in ph),
+                         1.0))
+        ours_time = statistics.median(t for t, _ in ours)
+        rows.append(_Row(name, label, "ours, cold start", ours_time,
+                         statistics.median(r.hvp_count for _, r in ours),
+                         max(abs(r.value - ref) / abs(ref) for _, r in ours), ours_time / ph_time))
+        if previous is not None:
+            warm = [_time_ours(model, loss_fn, x, y, 0, init=previous) for _ in range(repeats)]
+            warm_time = statistics.median(t for t, _ in warm)
+            rows.append(_Row(name, label, "ours, warm start", warm_time, warm[0][1].hvp_count,
+                             max(abs(r.value - ref) / abs(ref) for _, r in warm), warm_time / ph_time))
+        previous = ours[0][1]
+    return rows
+
+
+def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, lr: float, batch: int) -> None:
+    gen = torch.Generator().manual_seed(1)
+    loss_fn = nn.CrossEntropyLoss()
+    for _ in range(steps):
+        idx = torch.randint(0, len(y), (batch,), generator=gen)
+        _sgd_step(model, loss_fn, x[idx], y[idx], lr)
+
+
+def _hessian_rows() -> list[_Row]:
+    from .data import load_digits_dataset, synthetic_cifar
+    from .models import SmallCNN, resnet18
+
+    rows: list[_Row] = []
+    digits = load_digits_dataset()
+    batch, step_batch = (digits.x[:128], digits.y[:128]), (digits.x[128:160], digits.y[128:160])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        cnn = SmallCNN(batch_norm=True)
+        resnet = resnet18()
+    for state, steps in (("init", 0), ("200 SGD steps", 200)):
+        model = copy.deepcopy(cnn)
+        _train(model, digits.x, digits.y, steps, lr=0.05, batch=32)
+        rows += _compare(model, "small CNN, digits (128)", state, batch, step_batch, lr=0.05, repeats=5)
+    cifar = synthetic_cifar(64, seed=0)
+    batch, step_batch = (cifar.x[:16], cifar.y[:16]), (cifar.x[16:32], cifar.y[16:32])
+    for state, steps in (("init", 0), ("20 SGD steps", 20)):
+        model = copy.deepcopy(resnet)
+        _train(model, cifar.x, cifar.y, steps, lr=0.05, batch=16)
+        rows += _compare(model, "ResNet-18, synthetic CIFAR (16)", state, batch, step_batch, lr=0.05, repeats=1)
+    return rows
+
+
+def _print_table(rows: list[_Row]) -> None:
+    header = f"{'model':<32} {'state':<32} {'method':<26} {'time (s)':>9} {'HVPs':>6} {'rel. err':>9} {'ratio':>6}"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(f"{r.model:<32} {r.state:<32} {r.method:<26} {r.seconds:>9.3f} {r.hvps:>6.0f} "
+              f"{r.rel_error:>9.1e} {r.ratio:>6.2f}")
+    print("ratio: time / PyHessian's time on the same weights (median of repeats); rel. err: the largest over "
+          "repeats, against ARPACK (eigsh, tol 1e-6). Targets: cold ≤ 0.33 and warm ≤ 0.20 at rel. err ≤ 1e-3.")
+
+
+def bench_hessian() -> None:
+    """Print the σ benchmark table (a few minutes on two CPU cores)."""
+    _pyhessian()
+    start = time.perf_counter()
+    _print_table(_hessian_rows())
+    print(f"total {time.perf_counter() - start:.0f} s, torch {torch.__version__}, {torch.get_num_threads()} threads")
+
+
+def bench_monitor(repeats: int = 5) -> None:
+    """The training machinery's costs at the quick profile (digits, small CNN, one thread).
+
+    The fine-tuning phase of the §8.3 experiment (400 plain SGD steps in batches of 32 at lr 0.01, from a
+    model pre-trained for 200 steps in batches of 128 at lr 0.1) timed: alone; with the unlearning-error
+    monitor sampling σ every 50 steps on a fixed batch of 32 (target: at most 10 % more; also with a looser
+    eigenvalue tolerance, for comparison); and M with M′ in lockstep against the two trainings run one after
+    the other. Median of ``repeats`` interleaved runs.
+    """
+    from .data import BatchOrder, load_digits_dataset
+    from .models import build_model
+    from .monitor import UnlearningErrorMonitor
+    from .training import cpu_threads, train, train_lockstep
+
+    data = load_digits_dataset()
+    hess = (data.x[:32], data.y[:32])
+    order = BatchOrder(len(data), 32, steps=400, seed=1)
+    runs = ("plain", "monitor", "monitor, tol 1e-2", "lockstep", "separate")
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    samples: dict[str, Any] = {}
+    with cpu_threads(1):
+        w0 = build_model("small_cnn", 10, seed=0)
+        train(w0, data, BatchOrder(len(data), 128, steps=200, seed=0), lr=0.1, progress=False)
+        top_eigenvalue(w0, nn.functional.cross_entropy, *hess)  # first double backward loads extra modules
+        for _ in range(repeats):
+            for run in runs:
+                model = copy.deepcopy(w0)
+                start = time.perf_counter()
+                if run == "plain":
+                    train(model, data, order, lr=0.01, progress=False)
+                elif run.startswith("monitor"):
+                    monitor = UnlearningErrorMonitor(0.01, *hess, every=50, tol=1e-2 if "tol" in run else 1e-3)
+                    train(model, data, order, lr=0.01, progress=False, callbacks=[monitor])
+                    samples[run] = monitor.frame()
+                elif run == "lockstep":
+                    train_lockstep(model, data, order, skip=0, lr=0.01, progress=False)
+                else:
+                    train(model, data, order, lr=0.01, progress=False)
+                    train(copy.deepcopy(w0), data, order.without(0), lr=0.01, progress=False)
+                times[run].append(time.perf_counter() - start)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"{'run (400 steps, quick profile)':<44} {'time (s)':>9} {'ratio':>7} {'HVPs':>6}")
+    print("-" * 69)
+    print(f"{'training alone':<44} {med['plain']:>9.3f} {1.0:>7.2f}")
+    for run in ("monitor", "monitor, tol 1e-2"):
+        label = "with the monitor (σ every 50 steps" + (", tol 1e-2)" if "tol" in run else ")")
+        print(f"{label:<44} {med[run]:>9.3f} {med[run] / med['plain']:>7.2f} {samples[run]['hvp_count'].sum():>6}")
+    print(f"{'M and M′ one after the other':<44} {med['separate']:>9.3f} {1.0:>7.2f}")
+    print(f"{'M and M′ in lockstep':<44} {med['lockstep']:>9.3f} {med['lockstep'] / med['separate']:>7.2f}")
+    frame = samples["monitor"]
+    print(f"monitor overhead {100 * (med['monitor'] / med['plain'] - 1):.1f} % (target ≤ 10 %): {len(frame)} σ "
+          f"samples ({frame['hvp_count'].iloc[0]} Hessian-vector products at w₀, then "
+          f"{frame['hvp_count'].iloc[1:].mean():.1f} warm-started); median of {repeats} runs, "
+          f"torch {torch.__version__}, 1 thread")
+
+
+BENCHES: dict[str, Callable[[], None]] = {"hessian": bench_hessian, "monitor": bench_monitor}
+
+
+def run_bench(name: str) -> None:
+    """Run the benchmark called ``name`` (one of :data:`BENCHES`)."""
+    if name not in BENCHES:
+        raise ParameterError(f"name={name!r} is not a benchmark; choose one of {', '.join(map(repr, BENCHES))}")
+    BENCHES[name]()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    run_bench(sys.argv[1] if len(sys.argv) > 1 else "hessian")

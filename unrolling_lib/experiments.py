@@ -1,0 +1,417 @@
+"""The paper's experiments, each a function that returns a tidy pandas DataFrame.
+
+:func:`verification_experiment` — §8.3: is the unlearning error (Eq. 9) a proxy for the verification error?
+
+    1. Train M₀ for N steps (the SD loss with the run's γ) → M_N, whose weights are w₀ from here on.
+    2. From M_N, train t steps on x̂₁ … x̂_t → M_{N+t}, recording e(t) (Eq. 9) with σ sampled every
+       ``sigma_every`` steps.
+    3. In lockstep, from the same M_N, train M′ on x̂₂ … x̂_t (the same order with x̂₁ skipped).
+    4. Unlearn x̂₁ from M_{N+t} with a single gradient (§5.1) taken at w₀: w″ = w_{N+t} + η·∇L(w₀; x̂₁).
+    5. v = ‖w′ − w″‖₂, every ``verify_every`` steps, so that e and v can be correlated over t.
+
+The printed §8.3 formula takes the gradient at w_{N+t}; the theory and the released verification code
+take it at w₀, the default here (``unlearn_at="final"`` for the printed one). The unlearned batch is step
+``unlearn_step`` of the fine-tuning order (x̂₁ is step 0); ``unlearn_batch=114`` makes it the block of
+training samples the released code unlearned (its 115th batch of 32, moved to the front). Every γ starts
+from the same initial weights and sees the same pre-training and fine-tuning batches. The noise floor is the distance
+between M′ and a second, separate retraining on the same order (0 on a CPU; on a GPU, the size of v that
+non-deterministic kernels alone produce).
+
+``VERIFICATION_DEFAULTS`` holds the quick / colab / paper values for ``setup(profile,
+defaults=VERIFICATION_DEFAULTS, ...)``; ``verification_experiment(**cfg.params, seed=cfg.seed,
+device=cfg.device)`` then runs them.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import tempfile
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from .data import BatchOrder, TensorData, batch_tensors, load_dataset
+from .metrics import accuracy, flat_params, pearson, unlearning_error, verification_error, weight_change
+from .models import build_model
+from .monitor import UnlearningErrorMonitor
+from .profiles import ParameterError, pick_device
+from .results import atomic_write_json, load_table, save_table
+from .training import StepState, TrainingDiverged, cpu_threads, make_loss, train, train_lockstep
+from .unlearning import single_gradient_unlearn
+
+__all__ = ["VERIFICATION_COLUMNS", "VERIFICATION_DEFAULTS", "summarize_verification", "verification_experiment"]
+
+VERIFICATION_COLUMNS = ("gamma", "t", "e", "v", "weight_change", "sigma_avg", "accuracy", "noise_floor")
+
+VERIFICATION_DEFAULTS: dict[str, dict[str, Any]] = {
+    # Digits and the small CNN on a CPU: seconds for the four γ values. Pre-training and fine-tuning follow
+    # the released code's settings (batches of 128 at lr 0.1, then batches of 32 at lr 0.01).
+    "quick": {
+        "dataset": "digits", "model": "small_cnn", "gammas": [0.0, 5.0, 10.0, 20.0], "scaling": "code",
+        "pretrain_steps": 200, "pretrain_batch_size": 128, "pretrain_lr": 0.1,
+        "finetune_steps": 400, "batch_size": 32, "lr": 0.01,
+        "sigma_every": 50, "verify_every": 25, "hessian_batch_size": 32, "sigma_mode": "spectral",
+        "unlearn_step": 0, "unlearn_batch": None, "unlearn_at": "initial", "noise_floor": True,
+        "train_subset": None, "test_subset": None, "threads": 1,
+    },
+    # CIFAR-10 and ResNet-18 on one GPU (a T4: about 4 minutes per γ), with far fewer steps than the paper.
+    "colab": {
+        "dataset": "cifar10", "model": "resnet18", "gammas": [0.0, 5.0, 10.0, 20.0], "scaling": "code",
+        "pretrain_steps": 780, "pretrain_batch_size": 128, "pretrain_lr": 0.1,
+        "finetune_steps": 1000, "batch_size": 32, "lr": 0.01,
+        "sigma_every": 200, "verify_every": 100, "hessian_batch_size": 512, "sigma_mode": "spectral",
+        "unlearn_step": 0, "unlearn_batch": None, "unlearn_at": "initial", "noise_floor": True,
+        "train_subset": None, "test_subset": 2000, "threads": None,
+    },
+    # The paper's setting (§8.1, §8.3) as its released code ran it: pre-training 20 epochs in batches of 128
+    # at lr 0.1, fine-tuning 5 epochs in batches of 32 at lr 0.01, σ on a fixed batch of 512 every 200 steps,
+    # the CIFAR-10 γ grid, x̂₁ = the 115th block of 32 training images (batch index 114). Hours per γ.
+    "paper": {
+        "dataset": "cifar10", "model": "resnet18", "gammas": [0.0, 1.0, 5.0, 10.0, 15.0, 20.0],
+        "scaling": "code",
+        "pretrain_steps": 7800, "pretrain_batch_size": 128, "pretrain_lr": 0.1,
+        "finetune_steps": 7810, "batch_size": 32, "lr": 0.01,
+        "sigma_every": 200, "verify_every": 100, "hessian_batch_size": 512, "sigma_mode": "spectral",
+        "unlearn_step": 0, "unlearn_batch": 114, "unlearn_at": "initial", "noise_floor": True,
+        "train_subset": None, "test_subset": None, "threads": None,
+    },
+}
+
+_Q = VERIFICATION_DEFAULTS["quick"]
+_UNLEARN_AT = ("initial", "final")
+_HESSIAN_TAG = 0x4E55  # keeps the Hessian batch's random stream apart from the orders'
+
+
+# ---------------------------------------------------------------------------------------------------
+# Checks
+# ---------------------------------------------------------------------------------------------------
+
+
+def _int(name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ParameterError(f"{name}={value!r} is not allowed; use an int >= {low}")
+    return int(value)
+
+
+def _positive(name: str, value: Any) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < math.inf
+    if not ok:
+        raise ParameterError(f"{name}={value!r} is not allowed; use a finite number > 0")
+    return float(value)
+
+
+def _gammas(gammas: Any) -> list[float]:
+    if isinstance(gammas, (int, float)) and not isinstance(gammas, bool):
+        gammas = [gammas]
+    ok = isinstance(gammas, (list, tuple)) and len(gammas) > 0 and all(
+        isinstance(g, (int, float)) and not isinstance(g, bool) and 0 <= g < math.inf for g in gammas)
+    if not ok or len(set(map(float, gammas))) != len(gammas):
+        raise ParameterError(f"gammas={gammas!r} is not allowed; use a list of distinct finite numbers >= 0")
+    return [float(g) for g in gammas]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Pieces
+# ---------------------------------------------------------------------------------------------------
+
+
+def _build(name: str, data: TensorData, seed: int) -> nn.Module:
+    """The model ``name`` for ``data``'s input shape, with initial weights fixed by ``seed``."""
+    if name in ("mlp", "linear_head"):
+        return build_model(name, data.num_classes, seed=seed, in_features=int(np.prod(data.x.shape[1:])))
+    return build_model(name, data.num_classes, seed=seed, in_channels=int(data.x.shape[1]))
+
+
+def _finetune_order(n: int, p: dict[str, Any]) -> BatchOrder:
+    """The fine-tuning batches x̂₁ … x̂_t (seeded, the same for every γ).
+
+    With ``unlearn_batch = k``, the batch at step ``unlearn_step`` is the k-th block of ``batch_size``
+    consecutive training samples (the released code's choice of x̂₁) and the other steps draw from the
+    remaining samples only.
+    """
+    bs, steps, seed = p["batch_size"], p["finetune_steps"], p["seed"] + 1
+    if p["unlearn_batch"] is None:
+        return BatchOrder(n, bs, steps=steps, seed=seed)
+    k = p["unlearn_batch"]
+    if bs * (k + 1) > n:
+        raise ParameterError(f"unlearn_batch={k} is not allowed; the data has {n // bs} blocks of {bs} samples")
+    block = np.arange(bs * k, bs * (k + 1))
+    rest = np.setdiff1d(np.arange(n), block)
+    batches = [rest[b] for b in BatchOrder(len(rest), bs, steps=steps - 1, seed=seed)] if steps > 1 else []
+    batches.insert(p["unlearn_step"], block)
+    return BatchOrder.from_batches(batches, n)
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class _VerificationProbe:
+    """Every ``every`` steps of the lockstep run, and after its last step: w″ by single-gradient unlearning,
+    v = ‖w′ − w″‖, e(t) with the monitor's σ_avg so far, ‖w_t − w₀‖ and test accuracy."""
+
+    def __init__(self, *, every: int, w0: nn.Module, loss_fn: Any, batch: tuple[torch.Tensor, torch.Tensor],
+                 skip: int, lr: float, at: str, monitor: UnlearningErrorMonitor, test: TensorData) -> None:
+        self.every, self.w0, self.loss_fn, self.batch = every, w0, loss_fn, batch
+        self.skip, self.lr, self.at, self.monitor, self.test = skip, lr, at, monitor, test
+        self.w0_flat = flat_params(w0).clone()
+        self.rows: list[dict[str, Any]] = []
+
+    def on_step(self, state: StepState) -> None:
+        t = state.t
+        used = 1 if state.step >= self.skip else 0  # x̂ was used once by M, never by M′
+        unlearned = single_gradient_unlearn(state.model, self.w0, self.loss_fn, *self.batch, lr=self.lr,
+                                            times_used=used, at=self.at)
+        change = weight_change(state.model, self.w0_flat)
+        sigma_avg = self.monitor.sigma_avg
+        e = unlearning_error(self.lr, t, change, sigma_avg) if math.isfinite(sigma_avg) else math.nan
+        self.rows.append({"t": t, "e": e, "v": verification_error(unlearned, state.retrained),
+                          "weight_change": change, "sigma_avg": sigma_avg,
+                          "accuracy": accuracy(state.model, self.test)})
+
+    def on_end(self, state: StepState | None) -> None:
+        """The last step taken is always measured, on the grid or not."""
+        if state is not None and (not self.rows or self.rows[-1]["t"] != state.t):
+            self.on_step(state)
+
+
+def _one_gamma(gamma: float, *, data: TensorData, test: TensorData, model_name: str, seed: int, p: dict[str, Any],
+               order: BatchOrder, hessian_batch: tuple[torch.Tensor, torch.Tensor], device: torch.device,
+               checkpoint_dir: Path | None, progress: bool,
+               deterministic: bool) -> tuple[pd.DataFrame, pd.DataFrame, str | None]:
+    """The §8.3 protocol for one γ: the rows of the result table, the monitor's σ records and, if the
+    fine-tuning diverged, its message (the rows then stop before the divergence; pre-training that
+    diverges raises TrainingDiverged)."""
+    loss_fn = make_loss(gamma, p["scaling"])
+    common = dict(gamma=gamma, scaling=p["scaling"], progress=progress, deterministic=deterministic,
+                  on_divergence="raise")
+    model = _build(model_name, data, seed).to(device)
+
+    # 1. Pre-training → M_N (cached, so that a resumed run does not repeat it).
+    cached = checkpoint_dir / f"pretrained_gamma_{gamma:g}.pt" if checkpoint_dir is not None else None
+    if p["pretrain_steps"] > 0:
+        if cached is not None and cached.exists():
+            model.load_state_dict(torch.load(cached, map_location=device, weights_only=True))
+        else:
+            pre = BatchOrder(len(data), p["pretrain_batch_size"], steps=p["pretrain_steps"], seed=seed)
+            train(model, data, pre, lr=p["pretrain_lr"], desc=f"pre-train γ={gamma:g}", **common)
+            if cached is not None:
+                _atomic_torch_save(model.state_dict(), cached)
+    w0 = copy.deepcopy(model)
+
+    # 2–5. Fine-tune M and M′ in lockstep; the monitor records σ, the probe e, v, ‖Δw‖ and accuracy.
+    monitor = UnlearningErrorMonitor(p["lr"], *hessian_batch, loss_fn=loss_fn, every=p["sigma_every"],
+                                     sigma_mode=p["sigma_mode"])
+    skip = p["unlearn_step"]
+    probe = _VerificationProbe(every=p["verify_every"], w0=w0, loss_fn=loss_fn,
+                               batch=batch_tensors(data, order[skip], device), skip=skip, lr=p["lr"],
+                               at=p["unlearn_at"], monitor=monitor, test=test)
+    message, floor = None, math.nan
+    try:
+        pair = train_lockstep(model, data, order, skip=skip, lr=p["lr"], callbacks=[monitor, probe],
+                              desc=f"fine-tune γ={gamma:g}", **common)
+    except TrainingDiverged as err:  # keep the rows measured before it diverged
+        message = str(err)
+
+    # Noise floor: retrain M′ a second time, separately, on the same order.
+    if p["noise_floor"] and message is None:
+        again = train(copy.deepcopy(w0), data, order.without(skip), lr=p["lr"], desc="noise floor", **common)
+        floor = verification_error(again.model, pair.retrained)
+
+    rows = pd.DataFrame(probe.rows, columns=[c for c in VERIFICATION_COLUMNS if c not in ("gamma", "noise_floor")])
+    rows.insert(0, "gamma", gamma)
+    rows["noise_floor"] = floor
+    sigmas = monitor.frame()
+    sigmas.insert(0, "gamma", gamma)
+    return rows[list(VERIFICATION_COLUMNS)], sigmas, message
+
+
+# ---------------------------------------------------------------------------------------------------
+# The experiment
+# ---------------------------------------------------------------------------------------------------
+
+
+def verification_experiment(
+    *,
+    dataset: str = _Q["dataset"],
+    model: str = _Q["model"],
+    gammas: Sequence[float] = tuple(_Q["gammas"]),
+    scaling: str = _Q["scaling"],
+    pretrain_steps: int = _Q["pretrain_steps"],
+    pretrain_batch_size: int = _Q["pretrain_batch_size"],
+    pretrain_lr: float | None = _Q["pretrain_lr"],
+    finetune_steps: int = _Q["finetune_steps"],
+    batch_size: int = _Q["batch_size"],
+    lr: float = _Q["lr"],
+    sigma_every: int = _Q["sigma_every"],
+    verify_every: int = _Q["verify_every"],
+    hessian_batch_size: int = _Q["hessian_batch_size"],
+    sigma_mode: str = _Q["sigma_mode"],
+    unlearn_step: int = _Q["unlearn_step"],
+    unlearn_batch: int | None = _Q["unlearn_batch"],
+    unlearn_at: str = _Q["unlearn_at"],
+    noise_floor: bool = _Q["noise_floor"],
+    train_subset: int | None = _Q["train_subset"],
+    test_subset: int | None = _Q["test_subset"],
+    threads: int | None = _Q["threads"],
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+    deterministic: bool = False,
+) -> pd.DataFrame:
+    """§8.3's verification protocol for each γ in ``gammas``; one row per γ and per measured t.
+
+    Columns: ``gamma``, ``t`` (fine-tuning steps, every ``verify_every`` and the last), ``e`` (Eq. 9, σ_avg over the σ
+    samples taken every ``sigma_every`` steps so far), ``v`` = ‖w′ − w″‖₂, ``weight_change`` = ‖w_t − w₀‖₂,
+    ``sigma_avg``, ``accuracy`` (of M_{N+t} on the test split, or ``test_subset`` of its samples) and
+    ``noise_floor`` (one value per γ, see the module docstring). The defaults are the quick profile's
+    (:data:`VERIFICATION_DEFAULTS`). ``pretrain_lr=None`` pre-trains with ``lr``. ``unlearn_step``: the step
+    of the fine-tuning order whose batch is unlearned (0: x̂₁); ``unlearn_batch=k`` makes that batch the k-th
+    block of ``batch_size`` consecutive training samples. ``unlearn_at``: where the unlearning gradient is
+    taken, ``"initial"`` (w₀ = M_N) or ``"final"`` (w_{N+t}). ``hessian_batch_size``: samples of the fixed,
+    seeded batch σ is computed on. ``threads``: torch CPU threads during the run (restored afterwards;
+    ``None`` leaves the setting alone). ``deterministic``: run the training inside
+    :func:`~unrolling_lib.training.deterministic_mode`.
+
+    ``checkpoint_dir``: after each γ its rows are written there atomically (CSV with provenance), as is
+    each pre-trained M_N; a later call with the same parameters and folder skips the γ values already done
+    (the folder refuses a call with different parameters). The σ samples are in ``df.attrs["sigma"]``
+    (a DataFrame), the parameters in ``df.attrs["params"]``. When a γ's training diverges, a warning names
+    it, the rows measured before the divergence are kept and the message is in ``df.attrs["diverged"]``.
+    """
+    gammas = _gammas(gammas)
+    for name, value in (("dataset", dataset), ("model", model), ("scaling", scaling), ("sigma_mode", sigma_mode)):
+        if not isinstance(value, str):
+            raise ParameterError(f"{name}={value!r} is not allowed; use a string")
+    if unlearn_at not in _UNLEARN_AT:
+        raise ParameterError(f"unlearn_at={unlearn_at!r} is not allowed; choose one of "
+                             f"{', '.join(map(repr, _UNLEARN_AT))}")
+    make_loss(0.0, scaling)  # checks scaling
+    p = {
+        "dataset": dataset, "model": model, "scaling": scaling, "sigma_mode": sigma_mode, "unlearn_at": unlearn_at,
+        "pretrain_steps": _int("pretrain_steps", pretrain_steps, 0),
+        "pretrain_batch_size": _int("pretrain_batch_size", pretrain_batch_size, 1),
+        "pretrain_lr": _positive("pretrain_lr", lr if pretrain_lr is None else pretrain_lr),
+        "finetune_steps": _int("finetune_steps", finetune_steps, 1),
+        "batch_size": _int("batch_size", batch_size, 1), "lr": _positive("lr", lr),
+        "sigma_every": _int("sigma_every", sigma_every, 1), "verify_every": _int("verify_every", verify_every, 1),
+        "hessian_batch_size": _int("hessian_batch_size", hessian_batch_size, 1),
+        "unlearn_step": _int("unlearn_step", unlearn_step, 0), "noise_floor": bool(noise_floor),
+        "unlearn_batch": None if unlearn_batch is None else _int("unlearn_batch", unlearn_batch, 0),
+        "train_subset": None if train_subset is None else _int("train_subset", train_subset, 1),
+        "test_subset": None if test_subset is None else _int("test_subset", test_subset, 1),
+        "seed": _int("seed", seed, 0),
+    }
+    if threads is not None:
+        _int("threads", threads, 1)
+    if p["unlearn_step"] >= p["finetune_steps"]:
+        raise ParameterError(f"unlearn_step={unlearn_step} is not allowed; use a step of the fine-tuning run, "
+                             f"0..{p['finetune_steps'] - 1}")
+    from .hessian import sigma as _sigma
+
+    _sigma(1.0, sigma_mode)  # checks sigma_mode
+    dev = device if isinstance(device, torch.device) else pick_device(device)
+
+    folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    if folder is not None:
+        _claim_folder(folder, p)
+
+    data = load_dataset(dataset, train=True, subset=p["train_subset"], seed=p["seed"]).to(dev)
+    test = load_dataset(dataset, train=False, subset=p["test_subset"], seed=p["seed"]).to(dev)
+    if p["hessian_batch_size"] > len(data):
+        raise ParameterError(f"hessian_batch_size={hessian_batch_size} is not allowed; the data has {len(data)} "
+                             "samples")
+    order = _finetune_order(len(data), p)
+    picked = np.random.default_rng([_HESSIAN_TAG, p["seed"]]).choice(len(data), p["hessian_batch_size"],
+                                                                      replace=False)
+    hessian_batch = batch_tensors(data, np.sort(picked), dev)
+
+    tables, sigmas, diverged = [], [], {}
+    for gamma in gammas:
+        done = folder / f"gamma_{gamma:g}.csv" if folder is not None else None
+        if done is not None and done.exists():
+            tables.append(load_table(done))
+            if done.with_name(f"sigma_gamma_{gamma:g}.csv").exists():
+                sigmas.append(load_table(done.with_name(f"sigma_gamma_{gamma:g}.csv")))
+            continue
+        try:
+            with cpu_threads(threads):
+                rows, sig, message = _one_gamma(gamma, data=data, test=test, model_name=model, seed=p["seed"],
+                                                p=p, order=order, hessian_batch=hessian_batch, device=dev,
+                                                checkpoint_dir=folder, progress=progress,
+                                                deterministic=deterministic)
+        except TrainingDiverged as err:
+            message, rows, sig = str(err), None, None
+        if message is not None:
+            warnings.warn(f"gamma={gamma:g} diverged, its rows stop there: {message}", RuntimeWarning,
+                          stacklevel=2)
+            diverged[gamma] = message
+            if rows is not None:
+                tables.append(rows)
+                sigmas.append(sig)
+            continue  # not saved as done: a resumed run tries it again
+        if folder is not None:
+            save_table(sig, f"sigma_gamma_{gamma:g}", folder, gamma=gamma, **p)
+            save_table(rows, f"gamma_{gamma:g}", folder, gamma=gamma, **p)
+        tables.append(rows)
+        sigmas.append(sig)
+
+    df = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=list(VERIFICATION_COLUMNS))
+    df = df[list(VERIFICATION_COLUMNS)]
+    df.attrs["params"] = p
+    df.attrs["sigma"] = pd.concat(sigmas, ignore_index=True) if sigmas else pd.DataFrame()
+    df.attrs["diverged"] = diverged
+    if folder is not None:
+        save_table(df, "verification", folder, **p)
+    return df
+
+
+def _claim_folder(folder: Path, params: dict[str, Any]) -> None:
+    """Record the parameters in ``folder``; refuse a folder that holds results of other parameters."""
+    stamp = folder / "verification_params.json"
+    if stamp.exists():
+        import json
+
+        held = json.loads(stamp.read_text())
+        if held != json.loads(json.dumps(params)):
+            changed = sorted(k for k in set(held) | set(params) if held.get(k) != params.get(k))
+            raise ParameterError(f"checkpoint_dir={str(folder)!r} holds results of other parameters (they differ "
+                                 f"in {', '.join(changed)}); use another folder")
+    else:
+        atomic_write_json(stamp, params)
+
+
+def summarize_verification(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per γ: the last t's e, v, ‖Δw‖, σ_avg, accuracy and noise floor, and Pearson(e, v) over t.
+
+    ``attrs["pearson_over_gamma"]``: Pearson(e, v) across the γ values at the last t (Fig. 10–11).
+    """
+    rows = []
+    for gamma, part in df.groupby("gamma", sort=True):
+        part = part.sort_values("t")
+        last = part.iloc[-1]
+        ok = part["v"].std() > 0 and part["e"].std() > 0 and len(part) >= 2
+        rows.append({"gamma": gamma, "t": int(last["t"]), "e": last["e"], "v": last["v"],
+                     "weight_change": last["weight_change"], "sigma_avg": last["sigma_avg"],
+                     "accuracy": last["accuracy"], "noise_floor": last["noise_floor"],
+                     "pearson_e_v_over_t": pearson(part["e"], part["v"]) if ok else math.nan})
+    out = pd.DataFrame(rows)
+    out.attrs["pearson_over_gamma"] = pearson(out["e"], out["v"]) if len(out) >= 2 else math.nan
+    return out
