@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 HTML   := _build/html/index.html
-SOURCES := $(wildcard book/*.ipynb book/*.md book/*.bib unrolling_lib/*.py) _config.yml _toc.yml
+SOURCES := $(wildcard book/*.ipynb book/*.md book/*.bib book/_static/*.css unrolling_lib/*.py unrolling_lib/*/*.py) _config.yml _toc.yml Makefile
 
 .DELETE_ON_ERROR:
 .PHONY: book test lint venv clean
@@ -22,7 +22,7 @@ $(STAMP): requirements.txt pyproject.toml
 $(HTML): $(STAMP) $(SOURCES)
 	$(PY) -m unrolling_lib stage-assets
 	rm -f $(HTML)
-	UNROLLING_BOOK_BUILD=1 $(VENV)/bin/jupyter-book build . -W -n --keep-going
+	UNROLLING_BOOK_BUILD=1 $(VENV)/bin/jupyter-book build . --all -W -n --keep-going
 
 book: $(HTML)
 	@echo "The book is built: open $(CURDIR)/$(HTML) in a browser."

@@ -99,13 +99,17 @@ def components_figure(df: Any, columns: tuple[str, ...] = ("e", "v", "weight_cha
 
     titles = {"e": "unlearning error e", "v": "verification error v", "weight_change": "‖w_t − w₀‖₂",
               "sigma_avg": "σ_avg", "accuracy": "test accuracy"}
-    fig = make_subplots(rows=1, cols=len(columns), subplot_titles=[titles.get(c, c) for c in columns])
+    ncols = 2
+    nrows = -(-len(columns) // ncols)
+    fig = make_subplots(rows=nrows, cols=ncols, subplot_titles=[titles.get(c, c) for c in columns],
+                        vertical_spacing=0.16, horizontal_spacing=0.1)
     colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
     for k, (gamma, rows) in enumerate(df.groupby("gamma", sort=True)):
-        for col, name in enumerate(columns, start=1):
+        for i, name in enumerate(columns):
+            row, col = divmod(i, ncols)
             fig.add_trace(go.Scatter(x=rows["t"], y=rows[name], mode="lines", name=f"γ = {gamma:g}",
-                                     legendgroup=str(gamma), showlegend=col == 1,
-                                     line={"color": colors[k % len(colors)]}), row=1, col=col)
-            fig.update_xaxes(title_text="t", row=1, col=col)
-    fig.update_layout(template="plotly_white", height=360, margin={"t": 60})
+                                     legendgroup=str(gamma), showlegend=i == 0,
+                                     line={"color": colors[k % len(colors)]}), row=row + 1, col=col + 1)
+            fig.update_xaxes(title_text="t", row=row + 1, col=col + 1)
+    fig.update_layout(template="plotly_white", height=300 * nrows + 80, margin={"t": 60})
     return fig

@@ -54,6 +54,7 @@ from tqdm import tqdm
 from .data import BatchOrder, TensorData, batch_tensors
 from .losses import SCALINGS, SDLoss
 from .metrics import verification_error
+from .plotting import in_book_build
 from .profiles import ParameterError
 
 __all__ = [
@@ -351,7 +352,7 @@ def _run(models: list[nn.Module], skips: list[int | None], data: TensorData | tu
     for cb in callbacks:
         if hasattr(cb, "on_start"):
             cb.on_start(models[0])
-    bar = tqdm(total=total, desc=desc, disable=not progress, leave=False, mininterval=0.5)
+    bar = tqdm(total=total, desc=desc, disable=not progress or in_book_build(), leave=False, mininterval=0.5)
     with _train_mode(models), bar:
         for step, indices in enumerate(order):
             x, y = batch_tensors(data, indices, device)
@@ -426,7 +427,8 @@ def train(
     ``device`` (default: where the model is). The model is in train mode during training (BatchNorm uses
     batch statistics) and its modes are restored afterwards. ``callbacks``: see the module docstring.
     ``deterministic=True`` runs inside :func:`deterministic_mode` (with ``seed``). ``progress`` shows a tqdm
-    bar. Divergence (a non-finite loss or one above ``max_loss``): see the module docstring.
+    bar (never while the book is built: a static page cannot animate it). Divergence (a non-finite loss or
+    one above ``max_loss``): see the module docstring.
     """
     lr = _check_lr(lr)
     _check_common(data, order, on_divergence, max_loss)

@@ -1,0 +1,444 @@
+"""Lemma 1, Corollary 1 and the reverse direction of Appendix A (§4.1), checked by enumeration.
+
+The set-up of §4.1: SGD with batch size 1 for m epochs over n points, from a fixed w₀. An *ordering* I is
+the sequence of m·n point indices SGD visits (m permutations of the n points, so (n!)^m orderings in all);
+I′ is I with every visit of x* removed in place, an ordering of D′ = D \\ {x*} ((n−1)!^m of them, each the
+image of n^m orderings I). Training is deterministic given I, so w_I and w_{I′} are numbers, and
+d_I = w_I − w_{I′}. Gaussian noise g ~ N(0, s²·Id) on the final weights turns them into densities
+
+    P(w)  = (1/n!^m)      Σ_I  φ_s(w − w_I),
+    P′(w) = (1/(n−1)!^m)  Σ_I′ φ_s(w − w_I′)   ( = (1/n!^m) Σ_I φ_s(w − w_{I′(I)}) ),
+
+and Lemma 1 (Eq. 2, Eq. 14) says sup_w |P(w) − P′(w)| ≤ L·d with L the Lipschitz constant of φ_s and
+d = (1/n!^m) Σ_I ‖d_I‖₂. Corollary 1 (Eq. 3, Eq. 15) is the same with w_I replaced by w_I + u_I for an
+unlearning update u_I that depends only on w₀ and I, and d by v = mean ‖d_I + u_I‖₂. The reverse direction
+(Eq. 16) bounds ψ = ‖E_{P″}[w] − E_{P′}[w]‖₂ by b·a, b the sup-norm and a = ∫_W ‖w‖₂ dw over a bounded
+support W.
+
+Everything here is exact enumeration on a least-squares model small enough to list every ordering: the
+loss of a point (x, y) is ½(wᵀx − y)², so one SGD step is w ← w − η (wᵀx − y) x, in closed form.
+The sup-norm is taken on a grid fine relative to s and then refined by a local optimiser from the best grid
+point; a grid can only under-estimate a supremum, which is why the refinement is there.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+from scipy.optimize import minimize
+
+from ..plotting import frames_slider
+from ..profiles import ParameterError
+
+__all__ = [
+    "LEMMA1_DEFAULTS",
+    "Lemma1Case",
+    "gaussian_lipschitz",
+    "lemma1_case",
+    "lemma1_density_figure",
+    "lemma1_figure",
+    "lemma1_table",
+    "mixture_density",
+    "orderings",
+    "regression_data",
+    "remove_point",
+    "sgd_final_weights",
+    "shift_sup",
+    "sup_abs_difference",
+    "unique_retrained_orderings",
+    "unlearning_update",
+]
+
+_QUICK: dict[str, Any] = {
+    "ns": [2, 3, 4],
+    "epochs": [1, 2],
+    "noise_scales": [0.01, 0.03, 0.1, 0.3],
+    "dim": 1,
+    "lr": 0.2,
+    "x_star": 0,
+}
+LEMMA1_DEFAULTS: dict[str, dict[str, Any]] = {
+    "quick": dict(_QUICK),
+    "colab": {**_QUICK, "ns": [2, 3, 4, 5], "epochs": [1, 2, 3], "dim": 2},
+    "paper": {**_QUICK, "ns": [2, 3, 4, 5], "epochs": [1, 2, 3], "noise_scales": [0.003, 0.01, 0.03, 0.1, 0.3, 1.0],
+              "dim": 2},
+}
+_MAX_ORDERINGS = 200_000
+_CHUNK = 4_000_000  # grid points × centres evaluated at once
+
+
+# ----------------------------------------------------------------------------------------------- checks
+def _check_int(name: str, value: Any, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < low:
+        raise ParameterError(f"{name}={value!r} is not allowed; use an int >= {low}")
+    return int(value)
+
+
+def _check_positive(name: str, value: Any) -> float:
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not ok or not math.isfinite(float(value)) or float(value) <= 0:
+        raise ParameterError(f"{name}={value!r} is not allowed; use a finite number > 0")
+    return float(value)
+
+
+def _check_dim(dim: Any) -> int:
+    if dim not in (1, 2) or isinstance(dim, bool):
+        raise ParameterError(f"dim={dim!r} is not allowed; choose 1 or 2 (the density is evaluated on a grid)")
+    return int(dim)
+
+
+# ----------------------------------------------------------------------------------------- orderings
+def orderings(n: int, m: int) -> np.ndarray:
+    """Every ordering I of §4.1: shape ((n!)^m, m·n), row = the point indices SGD visits over m epochs.
+
+    Each epoch is a permutation of ``range(n)``; the rows enumerate all m-tuples of permutations.
+    """
+    n, m = _check_int("n", n, 1), _check_int("m", m, 1)
+    count = math.factorial(n) ** m
+    if count > _MAX_ORDERINGS:
+        raise ParameterError(f"n={n}, m={m} give {count} orderings; keep (n!)^m <= {_MAX_ORDERINGS}")
+    perms = np.array(list(itertools.permutations(range(n))), dtype=np.int64)
+    picks = np.array(list(itertools.product(range(len(perms)), repeat=m)), dtype=np.int64)
+    return perms[picks].reshape(count, m * n)
+
+
+def remove_point(orders: np.ndarray, x_star: int) -> np.ndarray:
+    """I′ for every I: each row with every visit of ``x_star`` removed in place (shape (N, m·(n−1)))."""
+    orders = np.asarray(orders)
+    keep = orders != x_star
+    per_row = keep.sum(axis=1)
+    if len(orders) and not np.all(per_row == per_row[0]):
+        raise ParameterError(f"x_star={x_star!r} must appear equally often in every ordering")
+    if len(orders) and per_row[0] == orders.shape[1]:
+        raise ParameterError(f"x_star={x_star!r} does not appear in the orderings")
+    return orders[keep].reshape(len(orders), -1)
+
+
+def unique_retrained_orderings(orders: np.ndarray, x_star: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct I′ (rows), for each I the index of its I′, and how many I map to each I′ (n^m each)."""
+    reduced = remove_point(orders, x_star)
+    unique, inverse, counts = np.unique(reduced, axis=0, return_inverse=True, return_counts=True)
+    return unique, inverse.reshape(-1), counts
+
+
+# ---------------------------------------------------------------------------------------------- model
+def regression_data(n: int, dim: int = 1, seed: int = 0, noise: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` points x ~ N(0, Id_dim) with y = xᵀw_true + noise·ε, w_true ~ N(0, Id); fixed by ``seed``."""
+    n, dim = _check_int("n", n, 1), _check_dim(dim)
+    rng = np.random.default_rng([seed, n, dim])
+    x = rng.normal(size=(n, dim))
+    w_true = rng.normal(size=dim)
+    return x, x @ w_true + noise * rng.normal(size=n)
+
+
+def sgd_final_weights(x: np.ndarray, y: np.ndarray, orders: np.ndarray, lr: float,
+                      w0: np.ndarray | None = None) -> np.ndarray:
+    """w_I for every row of ``orders``: SGD with batch size 1 on ½(wᵀx − y)², w ← w − η (wᵀx_i − y_i) x_i.
+
+    All orderings advance together (one vectorised step per position). ``w0`` defaults to zeros.
+    Returns shape (N, dim).
+    """
+    lr = _check_positive("lr", lr)
+    x, y, orders = np.asarray(x, np.float64), np.asarray(y, np.float64), np.asarray(orders)
+    w = np.zeros((len(orders), x.shape[1])) if w0 is None else np.tile(np.asarray(w0, np.float64), (len(orders), 1))
+    for s in range(orders.shape[1]):
+        xs, ys = x[orders[:, s]], y[orders[:, s]]
+        w = w - lr * ((xs * w).sum(axis=1) - ys)[:, None] * xs
+    return w
+
+
+def unlearning_update(x: np.ndarray, y: np.ndarray, x_star: int, lr: float, m: int,
+                      w0: np.ndarray | None = None) -> np.ndarray:
+    """Single-gradient unlearning (§5.1) for this model: u = +η·m·∇L(w₀; x*) = η·m·(w₀ᵀx* − y*)·x*.
+
+    It depends on w₀ and on how often x* was visited (m), not on the ordering: the kind of update
+    Corollary 1 allows.
+    """
+    lr, m = _check_positive("lr", lr), _check_int("m", m, 1)
+    x = np.asarray(x, np.float64)
+    w0 = np.zeros(x.shape[1]) if w0 is None else np.asarray(w0, np.float64)
+    return lr * m * (float(w0 @ x[x_star]) - float(y[x_star])) * x[x_star]
+
+
+# --------------------------------------------------------------------------------------- densities
+def gaussian_lipschitz(scale: float, dim: int) -> float:
+    """Lipschitz constant of the N(0, s²·Id_k) density: max ‖∇φ‖ = (2π)^{−k/2} s^{−k−1} e^{−1/2}.
+
+    ‖∇φ(w)‖ = (r/s²)·φ(w) with r = ‖w‖; r·e^{−r²/2s²} peaks at r = s.
+    """
+    scale = _check_positive("scale", scale)
+    dim = _check_int("dim", dim, 1)
+    return (2 * math.pi) ** (-dim / 2) * scale ** (-dim - 1) * math.exp(-0.5)
+
+
+def _as_points(points: np.ndarray, dim: int) -> np.ndarray:
+    return np.asarray(points, np.float64).reshape(-1, dim)
+
+
+def mixture_density(points: np.ndarray, centers: np.ndarray, scale: float,
+                    weights: np.ndarray | None = None) -> np.ndarray:
+    """Σ_c weight_c · φ_s(point − c) at every point, φ_s the isotropic Gaussian density (equal weights by
+    default, summing to 1). ``points`` (P, k) or (P,) for k = 1, ``centers`` (C, k)."""
+    centers = np.asarray(centers, np.float64)
+    centers = centers.reshape(len(centers), -1)
+    dim = centers.shape[1]
+    pts = _as_points(points, dim)
+    w = np.full(len(centers), 1.0 / len(centers)) if weights is None else np.asarray(weights, np.float64)
+    norm = (2 * math.pi * scale**2) ** (-dim / 2)
+    out = np.empty(len(pts))
+    step = max(1, _CHUNK // max(1, len(centers)))
+    for start in range(0, len(pts), step):
+        p = pts[start:start + step]
+        sq = ((p[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2)
+        out[start:start + step] = norm * (np.exp(-sq / (2 * scale**2)) @ w)
+    return out
+
+
+def _box(centers: Sequence[np.ndarray], scale: float, pad: float) -> tuple[np.ndarray, np.ndarray]:
+    allc = np.concatenate([np.asarray(c, np.float64).reshape(len(c), -1) for c in centers])
+    return allc.min(axis=0) - pad * scale, allc.max(axis=0) + pad * scale
+
+
+def _grid(lo: np.ndarray, hi: np.ndarray, scale: float) -> tuple[list[np.ndarray], np.ndarray]:
+    """Axes and points of a grid over the box, spacing s/16 in 1-D and s/6 in 2-D (capped in size)."""
+    dim = len(lo)
+    per = scale / (16 if dim == 1 else 6)
+    cap = 20_001 if dim == 1 else 301
+    axes = [np.linspace(lo[i], hi[i], int(min(cap, max(51, math.ceil((hi[i] - lo[i]) / per) + 1))))
+            for i in range(dim)]
+    mesh = np.meshgrid(*axes, indexing="ij")
+    return axes, np.stack([g.reshape(-1) for g in mesh], axis=1)
+
+
+def sup_abs_difference(centers_a: np.ndarray, centers_b: np.ndarray, scale: float, *,
+                       weights_a: np.ndarray | None = None, weights_b: np.ndarray | None = None,
+                       refine: bool = True) -> tuple[float, np.ndarray]:
+    """sup_w |P_a(w) − P_b(w)| for two Gaussian mixtures (the ‖·‖∞ of Lemma 1) and where it is reached.
+
+    Grid over the centres' bounding box ± 6s (spacing s/16 in 1-D, s/6 in 2-D), then a Nelder–Mead
+    refinement from the best grid point; the larger of the two values is returned.
+    """
+    scale = _check_positive("scale", scale)
+    dim = np.asarray(centers_a).reshape(len(centers_a), -1).shape[1]
+    lo, hi = _box([centers_a, centers_b], scale, 6.0)
+    _, pts = _grid(lo, hi, scale)
+
+    def diff(p: np.ndarray) -> np.ndarray:
+        return mixture_density(p, centers_a, scale, weights_a) - mixture_density(p, centers_b, scale, weights_b)
+
+    values = np.abs(diff(pts))
+    best = int(np.argmax(values))
+    where, value = pts[best], float(values[best])
+    if refine:
+        res = minimize(lambda p: -abs(float(diff(p.reshape(1, dim))[0])), where, method="Nelder-Mead",
+                       options={"xatol": scale * 1e-6, "fatol": value * 1e-12 + 1e-300, "maxiter": 400})
+        if -res.fun > value:
+            where, value = np.asarray(res.x), float(-res.fun)
+    return value, where
+
+
+def shift_sup(delta: np.ndarray, scale: float, dim: int) -> np.ndarray:
+    """sup_w |φ_s(w) − φ_s(w − δ)| for each shift length ‖δ‖ in ``delta`` (isotropic Gaussian, k = dim).
+
+    The supremum lies on the line through the two centres, where the other coordinates add the factor
+    (2πs²)^{−(k−1)/2}; along the line it is the 1-D problem, solved on a fine grid (the difference is
+    antisymmetric about δ/2, so only u ≤ δ/2 is searched). The per-ordering term of Eq. 13 before the
+    Lipschitz step: mean_I shift_sup(‖d_I‖) ≤ L·d.
+    """
+    delta = np.abs(np.asarray(delta, np.float64)) / scale
+    out = np.empty_like(delta)
+    unique, inverse = np.unique(np.round(delta, 12), return_inverse=True)
+    vals = np.empty_like(unique)
+    frac = np.linspace(0.0, 1.0, 6001)[None, :]
+    for start in range(0, len(unique), 500):
+        dl = unique[start:start + 500, None]
+        u = -8.0 + (dl / 2 + 8.0) * frac  # the difference is antisymmetric about δ/2: search u ≤ δ/2
+        diff = np.exp(-u**2 / 2) - np.exp(-(u - dl) ** 2 / 2)
+        vals[start:start + 500] = np.abs(diff).max(axis=1) / math.sqrt(2 * math.pi)
+    out[...] = vals[inverse.reshape(delta.shape)]
+    return out / scale * (2 * math.pi * scale**2) ** (-(dim - 1) / 2)
+
+
+# --------------------------------------------------------------------------------------- one case
+@dataclass
+class Lemma1Case:
+    """Everything enumerated for one (n, m, dim, lr): orderings, final weights, updates."""
+
+    n: int
+    m: int
+    dim: int
+    lr: float
+    x_star: int
+    x: np.ndarray
+    y: np.ndarray
+    orders: np.ndarray  # (n!^m, m·n)
+    w_full: np.ndarray  # w_I, (n!^m, dim)
+    w_retrained: np.ndarray  # w_{I′(I)} for every I, (n!^m, dim)
+    unique_retrained: np.ndarray  # the distinct w_{I′}, ((n−1)!^m, dim)
+    per_retrained: np.ndarray  # how many I map to each I′ (n^m each)
+    update: np.ndarray  # u (single-gradient unlearning), (dim,)
+
+    @property
+    def d(self) -> np.ndarray:
+        """d_I = w_I − w_{I′} for every I."""
+        return self.w_full - self.w_retrained
+
+    @property
+    def w_unlearned(self) -> np.ndarray:
+        """w″_I = w_I + u_I for every I (Corollary 1)."""
+        return self.w_full + self.update[None, :]
+
+
+def lemma1_case(n: int, m: int, *, dim: int = 1, lr: float = 0.2, x_star: int = 0, seed: int = 0) -> Lemma1Case:
+    """Enumerate every ordering for n points and m epochs and train on each, with and without ``x_star``.
+
+    w_{I′} is computed twice: once per I from I with x* removed in place, once per distinct I′ (the
+    orderings of D′ themselves); the two agree by construction and the counts say each I′ has n^m
+    preimages I.
+    """
+    n, m, dim = _check_int("n", n, 2), _check_int("m", m, 1), _check_dim(dim)
+    if not (isinstance(x_star, (int, np.integer)) and 0 <= x_star < n):
+        raise ParameterError(f"x_star={x_star!r} is not allowed; use an index in [0, {n - 1}]")
+    x, y = regression_data(n, dim, seed)
+    orders = orderings(n, m)
+    unique, inverse, counts = unique_retrained_orderings(orders, x_star)
+    w_unique = sgd_final_weights(x, y, unique, lr)
+    return Lemma1Case(n=n, m=m, dim=dim, lr=float(lr), x_star=int(x_star), x=x, y=y, orders=orders,
+                      w_full=sgd_final_weights(x, y, orders, lr), w_retrained=w_unique[inverse],
+                      unique_retrained=w_unique, per_retrained=counts,
+                      update=unlearning_update(x, y, x_star, lr, m))
+
+
+def _case_row(case: Lemma1Case, scale: float) -> dict[str, Any]:
+    """All quantities of Lemma 1, Corollary 1 and Eq. 16 for one case and one noise scale."""
+    lip = gaussian_lipschitz(scale, case.dim)
+    d_norm = np.linalg.norm(case.d, axis=1)
+    v_vec = case.d + case.update[None, :]
+    v_norm = np.linalg.norm(v_vec, axis=1)
+    w_prime_weights = np.full(len(case.unique_retrained), 1.0 / len(case.unique_retrained))
+    sup, _ = sup_abs_difference(case.w_full, case.unique_retrained, scale, weights_b=w_prime_weights)
+    sup_u, _ = sup_abs_difference(case.w_unlearned, case.unique_retrained, scale, weights_b=w_prime_weights)
+    d, v = float(d_norm.mean()), float(v_norm.mean())
+    reverse = _reverse_direction(case, scale, sup_u)
+    return {
+        "n": case.n, "m": case.m, "dim": case.dim, "noise_scale": scale,
+        "orderings": len(case.orders), "retrained_orderings": len(case.unique_retrained),
+        "preimages_per_I′": int(case.per_retrained[0]),
+        "L": lip, "d": d, "sup_norm": sup, "triangle_bound": float(shift_sup(d_norm, scale, case.dim).mean()),
+        "bound": lip * d, "ratio": sup / (lip * d) if d > 0 else math.nan,
+        "v": v, "sup_norm_unlearned": sup_u, "bound_unlearned": lip * v,
+        "ratio_unlearned": sup_u / (lip * v) if v > 0 else math.nan,
+        **reverse,
+    }
+
+
+def _reverse_direction(case: Lemma1Case, scale: float, sup_u: float) -> dict[str, float]:
+    """Eq. 16 on the box W = centres ± 6s: ψ = ‖E″ − E′‖ ≤ b·a with b = sup|P″ − P′|, a = ∫_W ‖w‖ dw."""
+    lo, hi = _box([case.w_unlearned, case.unique_retrained], scale, 6.0)
+    axes, pts = _grid(lo, hi, scale)
+    cell = float(np.prod([ax[1] - ax[0] for ax in axes]))
+    trap = np.ones(len(pts))
+    mesh = np.meshgrid(*[np.r_[0.5, np.ones(len(ax) - 2), 0.5] for ax in axes], indexing="ij")
+    for m_ in mesh:
+        trap = trap * m_.reshape(-1)
+    weights = trap * cell
+    diff = (mixture_density(pts, case.w_unlearned, scale)
+            - mixture_density(pts, case.unique_retrained, scale))
+    psi_box = float(np.linalg.norm((weights * diff) @ pts))
+    a = float(weights @ np.linalg.norm(pts, axis=1))
+    psi = float(np.linalg.norm(case.w_unlearned.mean(axis=0) - case.unique_retrained.mean(axis=0)))
+    return {"psi": psi, "psi_on_W": psi_box, "a": a, "reverse_bound": sup_u * a}
+
+
+def lemma1_table(ns: Sequence[int], epochs: Sequence[int], noise_scales: Sequence[float], *, dim: int = 1,
+                 lr: float = 0.2, x_star: int = 0, seed: int = 0) -> pd.DataFrame:
+    """One row per (n, m, noise scale): sup-norms, the bounds L·d and L·v, tightness, and Eq. 16.
+
+    Columns: ``orderings`` (n!^m), ``retrained_orderings`` ((n−1)!^m), ``preimages_per_I′`` (n^m),
+    ``L``, ``d``, ``sup_norm`` = ‖P − P′‖∞, ``triangle_bound`` = mean_I sup|φ(w) − φ(w − d_I)| (Eq. 13 before
+    the Lipschitz step), ``bound`` = L·d, ``ratio`` = sup_norm / bound; the same with ``_unlearned`` for
+    P″ (Corollary 1, v = mean ‖d_I + u‖); ``psi``, ``psi_on_W``, ``a``, ``reverse_bound`` for Eq. 16.
+    """
+    if not ns or not epochs or not noise_scales:
+        raise ParameterError("ns, epochs and noise_scales must each hold at least one value")
+    scales = [_check_positive("noise_scales", s) for s in noise_scales]
+    rows = []
+    for n in ns:
+        for m in epochs:
+            case = lemma1_case(n, m, dim=dim, lr=lr, x_star=x_star, seed=seed)
+            rows += [_case_row(case, s) for s in scales]
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------- figures
+def lemma1_figure(table: pd.DataFrame) -> go.Figure:
+    """Left: ‖P − P′‖∞ against L·d (log-log, with the line of equality). Right: tightness against s."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("‖P − P′‖∞ against the bound L·d",
+                                                        "tightness ‖P − P′‖∞ / (L·d)"))
+    top = float(max(table["bound"].max(), table["bound_unlearned"].max()))
+    low = float(min(table["sup_norm"].min(), table["sup_norm_unlearned"].min()))
+    fig.add_trace(go.Scatter(x=[low, top], y=[low, top], mode="lines", name="equality (bound tight)",
+                             line={"color": "black", "dash": "dash"}), row=1, col=1)
+    for (n, m), g in table.groupby(["n", "m"]):
+        label = f"n={n}, m={m} ({int(g['orderings'].iloc[0])} orderings)"
+        hover = "s=%{customdata:.3g}<br>L·d=%{x:.3g}<br>sup=%{y:.3g}<extra>" + label + "</extra>"
+        fig.add_trace(go.Scatter(x=g["bound"], y=g["sup_norm"], mode="markers", name=label, legendgroup=label,
+                                 customdata=g["noise_scale"], hovertemplate=hover,
+                                 marker={"size": 9}), row=1, col=1)
+        fig.add_trace(go.Scatter(x=g["noise_scale"], y=g["ratio"], mode="lines+markers", name=label,
+                                 legendgroup=label, showlegend=False), row=1, col=2)
+    fig.add_trace(go.Scatter(x=table["bound_unlearned"], y=table["sup_norm_unlearned"], mode="markers",
+                             name="after unlearning: ‖P″ − P′‖∞ vs L·v",
+                             marker={"symbol": "x", "size": 8, "color": "grey"}), row=1, col=1)
+    fig.update_xaxes(type="log", title_text="L·d (or L·v)", row=1, col=1)
+    fig.update_yaxes(type="log", title_text="sup-norm", row=1, col=1)
+    fig.update_xaxes(type="log", title_text="noise scale s", row=1, col=2)
+    fig.update_yaxes(title_text="ratio (1 = tight)", range=[0, 1.05], row=1, col=2)
+    fig.update_layout(height=470, legend={"orientation": "h", "y": -0.25})
+    return fig
+
+
+def lemma1_density_figure(case: Lemma1Case, noise_scales: Sequence[float], points: int = 600) -> go.Figure:
+    """P, P′ and P″ (1-D) with |P − P′|, a slider over the noise scale s (precomputed frames)."""
+    if case.dim != 1:
+        raise ParameterError(f"dim={case.dim} is not allowed here; the density plot is for dim=1")
+    scales = [_check_positive("noise_scales", s) for s in noise_scales]
+    frames, labels = [], []
+    for s in scales:
+        lo, hi = _box([case.w_full, case.unique_retrained, case.w_unlearned], s, 4.0)
+        grid = np.linspace(lo[0], hi[0], points)
+        p, pp = mixture_density(grid, case.w_full, s), mixture_density(grid, case.unique_retrained, s)
+        pu = mixture_density(grid, case.w_unlearned, s)
+        lip = gaussian_lipschitz(s, 1)
+        d = float(np.linalg.norm(case.d, axis=1).mean())
+        data = [go.Scatter(x=grid, y=p, name="P (trained on D)", line={"color": "#1f77b4"}),
+                go.Scatter(x=grid, y=pp, name="P′ (retrained on D′)", line={"color": "#d62728"}),
+                go.Scatter(x=grid, y=pu, name="P″ (single-gradient unlearning)", line={"color": "#2ca02c",
+                                                                                         "dash": "dot"}),
+                go.Scatter(x=grid, y=np.abs(p - pp), name="|P − P′|", line={"color": "black"}, yaxis="y2"),
+                go.Scatter(x=[grid[0], grid[-1]], y=[lip * d] * 2, name="L·d", yaxis="y2",
+                           line={"color": "black", "dash": "dash"})]
+        title = f"n={case.n}, m={case.m}: s = {s:g}, sup|P − P′| = {np.abs(p - pp).max():.3g}, L·d = {lip * d:.3g}"
+        frames.append(go.Frame(name=f"s={s:g}", data=data, layout={"title": {"text": title},
+                                                                    "xaxis": {"range": [grid[0], grid[-1]]}}))
+        labels.append(f"{s:g}")
+    active = len(frames) // 2
+    sliders = frames_slider(frames, labels, prefix="noise scale s = ", active=active)
+    # plotly's HTML plays every frame once on load: put the active one last so the page ends where the slider is.
+    ordered = frames[:active] + frames[active + 1:] + [frames[active]]
+    fig = go.Figure(data=frames[active].data, frames=ordered)
+    fig.update_layout(sliders=sliders, title=frames[active].layout.title.text, height=520,
+                      xaxis={"title": "final weight w", "range": list(frames[active].layout.xaxis.range)},
+                      yaxis={"title": "density", "rangemode": "tozero"},
+                      yaxis2={"title": "|P − P′| and L·d", "overlaying": "y", "side": "right",
+                              "rangemode": "tozero", "showgrid": False},
+                      legend={"orientation": "h", "y": -0.35})
+    return fig
