@@ -13,14 +13,8 @@ from unrolling_lib.data import BatchOrder, batch_tensors, load_digits_dataset
 from unrolling_lib.metrics import verification_error
 from unrolling_lib.models import build_model
 from unrolling_lib.profiles import ParameterError
-from unrolling_lib.training import cpu_threads, train
+from unrolling_lib.training import train
 from unrolling_lib.unlearning import UpdateRecorder, amnesiac_unlearn
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    with cpu_threads(1):
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -23,15 +23,8 @@ from unrolling_lib.losses import sd_loss
 from unrolling_lib.metrics import pearson
 from unrolling_lib.models import build_model
 from unrolling_lib.profiles import ParameterError
-from unrolling_lib.training import cpu_threads
 
 SMALL = dict(pretrain_steps=20, finetune_steps=30, verify_every=10, sigma_every=10, progress=False, device="cpu")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    with cpu_threads(1):
-        yield
 
 
 @pytest.fixture(scope="module")

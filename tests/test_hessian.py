@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from unrolling_lib import hessian as hessian_module
 from unrolling_lib.hessian import EigenResult, eval_mode, hvp, sigma, top_eigenvalue
 
 CE = nn.CrossEntropyLoss()
@@ -231,3 +232,22 @@ def test_bad_arguments() -> None:
 def test_sigma_modes() -> None:
     r = EigenResult(value=4.0, vector=torch.ones(1), hvp_count=1, converged=True, error_estimate=0.0)
     assert sigma(r) == 4.0 and sigma(r, "paper") == 2.0 and sigma(-9.0) == 9.0
+
+
+def test_restarted_lanczos_still_matches(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hessian_module, "_MAX_BASIS", 3)  # restart from the Ritz vector every 3 products
+    torch.manual_seed(7)
+    model = mlp().double()
+    x, y = _data((6,), seed=7)
+    exact = largest_magnitude(exact_hessian(model, CE, x, y))
+    result = top_eigenvalue(model, CE, x.double(), y, max_iter=300)
+    assert result.converged and result.hvp_count > 3
+    assert abs(result.value - exact) <= 1e-3 * abs(exact)
+
+
+def test_scalar_products_are_accurate_on_long_float32_vectors() -> None:
+    # Millions of same-sign terms, as v·Hv near an eigenvector: a plain float32 BLAS dot drifts here.
+    a = torch.full((1 << 23,), 0.1, dtype=torch.float32)
+    exact = float(a.double().pow(2).sum())
+    assert hessian_module._dot(a, a) == pytest.approx(exact, rel=1e-5)
+    assert hessian_module._norm(a) == pytest.approx(math.sqrt(exact), rel=1e-5)

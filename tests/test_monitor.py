@@ -14,15 +14,9 @@ from unrolling_lib.hessian import sigma, top_eigenvalue
 from unrolling_lib.models import build_model
 from unrolling_lib.monitor import MONITOR_COLUMNS, UnlearningErrorMonitor
 from unrolling_lib.profiles import ParameterError
-from unrolling_lib.training import cpu_threads, make_loss, train
+from unrolling_lib.training import make_loss, train
 
 LR = 0.05
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    with cpu_threads(1):
-        yield
 
 
 @pytest.fixture(scope="module")

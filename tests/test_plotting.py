@@ -44,3 +44,19 @@ def test_figures_with_frames_do_not_autoplay():
     fig = go.Figure(data=[go.Scatter(y=[0])], frames=frames)
     html = BookRenderer().to_mimebundle(fig.to_dict() | {"frames": [f.to_plotly_json() for f in frames]})["text/html"]
     assert "Plotly.addFrames" in html and "Plotly.animate" not in html
+
+
+def test_verification_figures_plot_every_gamma_and_quantity():
+    import pandas as pd
+
+    from unrolling_lib.plotting import components_figure, verification_figure
+
+    df = pd.DataFrame({"gamma": [0.0, 0.0, 5.0, 5.0], "t": [10, 20, 10, 20], "e": [0.1, 0.3, 0.05, 0.1],
+                       "v": [0.01, 0.02, 0.004, 0.005], "weight_change": [1.0, 2.0, 0.5, 0.6],
+                       "sigma_avg": [3.0, 3.1, 2.9, 3.0]})
+    fig = verification_figure(df)
+    assert [t.name for t in fig.data] == ["γ = 0", "γ = 5"]
+    assert list(fig.data[1].x) == [0.05, 0.1] and list(fig.data[1].y) == [0.004, 0.005]
+    comp = components_figure(df)
+    assert len(comp.data) == 2 * 4  # one line per γ in each of the four panels
+    assert sum(t.showlegend for t in comp.data) == 2

@@ -18,19 +18,12 @@ from unrolling_lib.training import (
     Callback,
     StepState,
     TrainingDiverged,
-    cpu_threads,
     deterministic_mode,
     make_loss,
     noise_floor,
     train,
     train_lockstep,
 )
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    with cpu_threads(1):
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -60,16 +60,16 @@ __all__ = [
 _QUICK: dict[str, Any] = {
     "ns": [2, 3, 4],
     "epochs": [1, 2],
-    "noise_scales": [0.01, 0.03, 0.1, 0.3],
+    "noise_scales": [0.003, 0.01, 0.03, 0.1, 0.3],
     "dim": 1,
-    "lr": 0.2,
+    "lr": 0.1,
     "x_star": 0,
 }
+# (n!)^m stays ≤ 14,400 orderings; 2-D grids cost about 10 s per (n, m) and noise scale at n = 4, m = 2.
 LEMMA1_DEFAULTS: dict[str, dict[str, Any]] = {
     "quick": dict(_QUICK),
-    "colab": {**_QUICK, "ns": [2, 3, 4, 5], "epochs": [1, 2, 3], "dim": 2},
-    "paper": {**_QUICK, "ns": [2, 3, 4, 5], "epochs": [1, 2, 3], "noise_scales": [0.003, 0.01, 0.03, 0.1, 0.3, 1.0],
-              "dim": 2},
+    "colab": {**_QUICK, "dim": 2},
+    "paper": {**_QUICK, "ns": [2, 3, 4, 5], "noise_scales": [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0]},
 }
 _MAX_ORDERINGS = 200_000
 _CHUNK = 4_000_000  # grid points × centres evaluated at once
@@ -218,31 +218,46 @@ def _grid(lo: np.ndarray, hi: np.ndarray, scale: float) -> tuple[list[np.ndarray
     return axes, np.stack([g.reshape(-1) for g in mesh], axis=1)
 
 
+def _refine(diff: Any, points: np.ndarray, gap: np.ndarray, scale: float, starts: int = 5) -> tuple[float, np.ndarray]:
+    """The grid's largest |diff|, then Nelder–Mead on −|diff| from the ``starts`` best grid points.
+
+    A grid can only under-estimate a supremum; the local searches recover what falls between grid points.
+    """
+    dim = points.shape[1]
+    best = np.argsort(gap)[::-1][:starts]
+    value, where = float(gap[best[0]]), points[best[0]]
+    for i in best:
+        res = minimize(lambda p: -abs(float(diff(p.reshape(1, dim))[0])), points[i], method="Nelder-Mead",
+                       options={"xatol": scale * 1e-6, "fatol": value * 1e-12 + 1e-300, "maxiter": 400})
+        if -res.fun > value:
+            value, where = float(-res.fun), np.asarray(res.x)
+    return value, where
+
+
+def _mixture_diff(centers_a: np.ndarray, centers_b: np.ndarray, scale: float, weights_a: np.ndarray | None,
+                  weights_b: np.ndarray | None) -> Any:
+    def diff(p: np.ndarray) -> np.ndarray:
+        return mixture_density(p, centers_a, scale, weights_a) - mixture_density(p, centers_b, scale, weights_b)
+    return diff
+
+
 def sup_abs_difference(centers_a: np.ndarray, centers_b: np.ndarray, scale: float, *,
                        weights_a: np.ndarray | None = None, weights_b: np.ndarray | None = None,
                        refine: bool = True) -> tuple[float, np.ndarray]:
     """sup_w |P_a(w) − P_b(w)| for two Gaussian mixtures (the ‖·‖∞ of Lemma 1) and where it is reached.
 
-    Grid over the centres' bounding box ± 6s (spacing s/16 in 1-D, s/6 in 2-D), then a Nelder–Mead
-    refinement from the best grid point; the larger of the two values is returned.
+    Grid over the centres' bounding box ± 6s (spacing s/16 in 1-D, s/6 in 2-D, at most 20,001 and 301²
+    points), then a Nelder–Mead refinement from the best grid point; the larger of the two is returned.
     """
     scale = _check_positive("scale", scale)
-    dim = np.asarray(centers_a).reshape(len(centers_a), -1).shape[1]
     lo, hi = _box([centers_a, centers_b], scale, 6.0)
     _, pts = _grid(lo, hi, scale)
-
-    def diff(p: np.ndarray) -> np.ndarray:
-        return mixture_density(p, centers_a, scale, weights_a) - mixture_density(p, centers_b, scale, weights_b)
-
-    values = np.abs(diff(pts))
-    best = int(np.argmax(values))
-    where, value = pts[best], float(values[best])
-    if refine:
-        res = minimize(lambda p: -abs(float(diff(p.reshape(1, dim))[0])), where, method="Nelder-Mead",
-                       options={"xatol": scale * 1e-6, "fatol": value * 1e-12 + 1e-300, "maxiter": 400})
-        if -res.fun > value:
-            where, value = np.asarray(res.x), float(-res.fun)
-    return value, where
+    diff = _mixture_diff(centers_a, centers_b, scale, weights_a, weights_b)
+    gap = np.abs(diff(pts))
+    if not refine:
+        best = int(np.argmax(gap))
+        return float(gap[best]), pts[best]
+    return _refine(diff, pts, gap, scale)
 
 
 def shift_sup(delta: np.ndarray, scale: float, dim: int) -> np.ndarray:
@@ -317,17 +332,40 @@ def lemma1_case(n: int, m: int, *, dim: int = 1, lr: float = 0.2, x_star: int = 
                       update=unlearning_update(x, y, x_star, lr, m))
 
 
+def _trapezoid_weights(axes: list[np.ndarray]) -> np.ndarray:
+    """Quadrature weights of the trapezoid rule on the grid spanned by ``axes`` (flattened, 'ij' order)."""
+    weights = np.ones(1)
+    for ax in axes:
+        w1 = np.full(len(ax), ax[1] - ax[0])
+        w1[[0, -1]] *= 0.5
+        weights = np.outer(weights, w1).reshape(-1)
+    return weights
+
+
 def _case_row(case: Lemma1Case, scale: float) -> dict[str, Any]:
-    """All quantities of Lemma 1, Corollary 1 and Eq. 16 for one case and one noise scale."""
+    """All quantities of Lemma 1, Corollary 1 and Eq. 16 for one case and one noise scale.
+
+    P, P′ and P″ are evaluated once on a common grid over all centres ± 6s; each sup-norm is then refined
+    locally. The reverse direction (Eq. 16) integrates over that grid's box W.
+    """
     lip = gaussian_lipschitz(scale, case.dim)
     d_norm = np.linalg.norm(case.d, axis=1)
-    v_vec = case.d + case.update[None, :]
-    v_norm = np.linalg.norm(v_vec, axis=1)
-    w_prime_weights = np.full(len(case.unique_retrained), 1.0 / len(case.unique_retrained))
-    sup, _ = sup_abs_difference(case.w_full, case.unique_retrained, scale, weights_b=w_prime_weights)
-    sup_u, _ = sup_abs_difference(case.w_unlearned, case.unique_retrained, scale, weights_b=w_prime_weights)
+    v_norm = np.linalg.norm(case.d + case.update[None, :], axis=1)
     d, v = float(d_norm.mean()), float(v_norm.mean())
-    reverse = _reverse_direction(case, scale, sup_u)
+    lo, hi = _box([case.w_full, case.unique_retrained, case.w_unlearned], scale, 6.0)
+    axes, pts = _grid(lo, hi, scale)
+    p, p_retrained = mixture_density(pts, case.w_full, scale), mixture_density(pts, case.unique_retrained, scale)
+    p_unlearned = mixture_density(pts, case.w_unlearned, scale)
+    sups = []
+    for centers, values in ((case.w_full, p), (case.w_unlearned, p_unlearned)):
+        diff = _mixture_diff(centers, case.unique_retrained, scale, None, None)
+        sups.append(_refine(diff, pts, np.abs(values - p_retrained), scale)[0])
+    sup, sup_u = sups
+    # Eq. 16 on W = the grid's box: ψ_W = ‖∫_W (P″ − P′) w dw‖ ≤ b·a, b = sup|P″ − P′|, a = ∫_W ‖w‖ dw.
+    quad = _trapezoid_weights(axes)
+    psi_box = float(np.linalg.norm((quad * (p_unlearned - p_retrained)) @ pts))
+    a = float(quad @ np.linalg.norm(pts, axis=1))
+    psi = float(np.linalg.norm(case.w_unlearned.mean(axis=0) - case.unique_retrained.mean(axis=0)))
     return {
         "n": case.n, "m": case.m, "dim": case.dim, "noise_scale": scale,
         "orderings": len(case.orders), "retrained_orderings": len(case.unique_retrained),
@@ -336,26 +374,8 @@ def _case_row(case: Lemma1Case, scale: float) -> dict[str, Any]:
         "bound": lip * d, "ratio": sup / (lip * d) if d > 0 else math.nan,
         "v": v, "sup_norm_unlearned": sup_u, "bound_unlearned": lip * v,
         "ratio_unlearned": sup_u / (lip * v) if v > 0 else math.nan,
-        **reverse,
+        "psi": psi, "psi_on_W": psi_box, "a": a, "reverse_bound": sup_u * a,
     }
-
-
-def _reverse_direction(case: Lemma1Case, scale: float, sup_u: float) -> dict[str, float]:
-    """Eq. 16 on the box W = centres ± 6s: ψ = ‖E″ − E′‖ ≤ b·a with b = sup|P″ − P′|, a = ∫_W ‖w‖ dw."""
-    lo, hi = _box([case.w_unlearned, case.unique_retrained], scale, 6.0)
-    axes, pts = _grid(lo, hi, scale)
-    cell = float(np.prod([ax[1] - ax[0] for ax in axes]))
-    trap = np.ones(len(pts))
-    mesh = np.meshgrid(*[np.r_[0.5, np.ones(len(ax) - 2), 0.5] for ax in axes], indexing="ij")
-    for m_ in mesh:
-        trap = trap * m_.reshape(-1)
-    weights = trap * cell
-    diff = (mixture_density(pts, case.w_unlearned, scale)
-            - mixture_density(pts, case.unique_retrained, scale))
-    psi_box = float(np.linalg.norm((weights * diff) @ pts))
-    a = float(weights @ np.linalg.norm(pts, axis=1))
-    psi = float(np.linalg.norm(case.w_unlearned.mean(axis=0) - case.unique_retrained.mean(axis=0)))
-    return {"psi": psi, "psi_on_W": psi_box, "a": a, "reverse_bound": sup_u * a}
 
 
 def lemma1_table(ns: Sequence[int], epochs: Sequence[int], noise_scales: Sequence[float], *, dim: int = 1,
@@ -402,7 +422,7 @@ def lemma1_figure(table: pd.DataFrame) -> go.Figure:
     fig.update_yaxes(type="log", title_text="sup-norm", row=1, col=1)
     fig.update_xaxes(type="log", title_text="noise scale s", row=1, col=2)
     fig.update_yaxes(title_text="ratio (1 = tight)", range=[0, 1.05], row=1, col=2)
-    fig.update_layout(height=470, legend={"orientation": "h", "y": -0.25})
+    fig.update_layout(height=560, legend={"orientation": "h", "y": -0.22})
     return fig
 
 
@@ -427,18 +447,22 @@ def lemma1_density_figure(case: Lemma1Case, noise_scales: Sequence[float], point
                 go.Scatter(x=[grid[0], grid[-1]], y=[lip * d] * 2, name="L·d", yaxis="y2",
                            line={"color": "black", "dash": "dash"})]
         title = f"n={case.n}, m={case.m}: s = {s:g}, sup|P − P′| = {np.abs(p - pp).max():.3g}, L·d = {lip * d:.3g}"
-        frames.append(go.Frame(name=f"s={s:g}", data=data, layout={"title": {"text": title},
-                                                                    "xaxis": {"range": [grid[0], grid[-1]]}}))
+        # plotly does not rescale axes while animating between frames: every frame carries its ranges
+        top, top2 = 1.05 * max(p.max(), pp.max(), pu.max()), 1.1 * max(lip * d, np.abs(p - pp).max())
+        frames.append(go.Frame(name=f"s={s:g}", data=data, layout={
+            "title": {"text": title}, "xaxis": {"range": [grid[0], grid[-1]]}, "yaxis": {"range": [0, top]},
+            "yaxis2": {"range": [0, top2]}}))
         labels.append(f"{s:g}")
     active = len(frames) // 2
     sliders = frames_slider(frames, labels, prefix="noise scale s = ", active=active)
     # plotly's HTML plays every frame once on load: put the active one last so the page ends where the slider is.
     ordered = frames[:active] + frames[active + 1:] + [frames[active]]
     fig = go.Figure(data=frames[active].data, frames=ordered)
-    fig.update_layout(sliders=sliders, title=frames[active].layout.title.text, height=520,
+    fig.update_layout(sliders=sliders, title={"text": frames[active].layout.title.text, "y": 0.98, "yanchor": "top"},
+                      height=600, margin={"t": 140},
                       xaxis={"title": "final weight w", "range": list(frames[active].layout.xaxis.range)},
-                      yaxis={"title": "density", "rangemode": "tozero"},
+                      yaxis={"title": "density", "range": list(frames[active].layout.yaxis.range)},
                       yaxis2={"title": "|P − P′| and L·d", "overlaying": "y", "side": "right",
-                              "rangemode": "tozero", "showgrid": False},
-                      legend={"orientation": "h", "y": -0.35})
+                              "range": list(frames[active].layout.yaxis2.range), "showgrid": False},
+                      legend={"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"})
     return fig

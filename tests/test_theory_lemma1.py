@@ -1,0 +1,131 @@
+"""Lemma 1, Corollary 1 and Eq. 16 (§4.1, Appendix A): enumeration counts, SGD steps, L, and the bounds."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from unrolling_lib.profiles import ParameterError
+from unrolling_lib.theory import lemma1 as lm
+
+
+@pytest.mark.parametrize(("n", "m"), [(2, 1), (3, 1), (3, 2), (4, 2), (2, 3)])
+def test_orderings_are_all_m_tuples_of_permutations(n: int, m: int) -> None:
+    orders = lm.orderings(n, m)
+    assert orders.shape == (math.factorial(n) ** m, m * n)
+    assert len(np.unique(orders, axis=0)) == len(orders)
+    for e in range(m):  # every epoch is a permutation of the n points
+        assert np.all(np.sort(orders[:, e * n:(e + 1) * n], axis=1) == np.arange(n))
+
+
+@pytest.mark.parametrize(("n", "m", "x_star"), [(3, 1, 0), (3, 2, 1), (4, 2, 3), (2, 3, 0)])
+def test_each_retrained_ordering_has_n_to_the_m_preimages(n: int, m: int, x_star: int) -> None:
+    orders = lm.orderings(n, m)
+    unique, inverse, counts = lm.unique_retrained_orderings(orders, x_star)
+    assert len(unique) == math.factorial(n - 1) ** m
+    assert np.all(counts == n**m)
+    assert np.array_equal(unique[inverse], lm.remove_point(orders, x_star))
+    # the distinct I′ are exactly the orderings of D′ (relabelled remaining points)
+    rest = np.array([i for i in range(n) if i != x_star])
+    direct = rest[lm.orderings(n - 1, m)]
+    assert {tuple(r) for r in direct} == {tuple(r) for r in unique}
+
+
+def test_sgd_steps_match_the_least_squares_update_and_autograd() -> None:
+    x, y = lm.regression_data(3, dim=2, seed=1)
+    order = np.array([[2, 0, 1, 1, 2, 0]])
+    lr = 0.15
+    w = np.zeros(2)
+    for i in order[0]:  # w ← w − η (wᵀx − y) x, the gradient of ½(wᵀx − y)²
+        w = w - lr * (w @ x[i] - y[i]) * x[i]
+    assert np.allclose(lm.sgd_final_weights(x, y, order, lr)[0], w, atol=1e-14)
+    wt = torch.zeros(2, dtype=torch.float64)
+    for i in order[0]:
+        wt.requires_grad_(True)
+        loss = 0.5 * (wt @ torch.tensor(x[i]) - float(y[i])) ** 2
+        (g,) = torch.autograd.grad(loss, wt)
+        wt = (wt - lr * g).detach()
+    assert np.allclose(wt.numpy(), w, atol=1e-14)
+    # closed form of the affine recursion: w_T = Π (I − η x xᵀ) w₀ + Σ_s Π_{r>s} (I − η x_r x_rᵀ) η y_s x_s
+    w_closed = np.zeros(2)
+    for i in order[0]:
+        w_closed = (np.eye(2) - lr * np.outer(x[i], x[i])) @ w_closed + lr * y[i] * x[i]
+    assert np.allclose(w_closed, w, atol=1e-14)
+
+
+def test_unlearning_update_is_eta_m_gradient_at_w0() -> None:
+    x, y = lm.regression_data(4, dim=2, seed=2)
+    w0 = np.array([0.3, -0.2])
+    u = lm.unlearning_update(x, y, 1, 0.1, 3, w0)
+    assert np.allclose(u, 0.1 * 3 * (w0 @ x[1] - y[1]) * x[1])
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+@pytest.mark.parametrize("scale", [0.05, 0.7])
+def test_lipschitz_constant_is_the_max_gradient_norm(dim: int, scale: float) -> None:
+    axis = np.linspace(-4 * scale, 4 * scale, 4001 if dim == 1 else 801)
+    pts = np.stack(np.meshgrid(*[axis] * dim, indexing="ij"), axis=-1).reshape(-1, dim)
+    phi = lm.mixture_density(pts, np.zeros((1, dim)), scale)
+    grad_norm = np.linalg.norm(pts, axis=1) / scale**2 * phi  # ‖∇φ(w)‖ = ‖w‖/s² · φ(w)
+    assert grad_norm.max() == pytest.approx(lm.gaussian_lipschitz(scale, dim), rel=1e-4)
+    # and by finite differences in 1-D
+    if dim == 1:
+        assert np.abs(np.diff(phi) / np.diff(axis)).max() == pytest.approx(lm.gaussian_lipschitz(scale, 1), rel=1e-3)
+
+
+def test_shift_sup_matches_a_brute_force_search() -> None:
+    for dim, scale, delta in [(1, 0.1, 0.03), (1, 0.1, 0.5), (2, 0.2, 0.1)]:
+        axis = np.linspace(-1.5, 1.5, 1201)
+        pts = np.stack(np.meshgrid(*[axis] * dim, indexing="ij"), axis=-1).reshape(-1, dim)
+        shift = np.zeros((1, dim))
+        shift[0, 0] = delta
+        brute = np.abs(lm.mixture_density(pts, np.zeros((1, dim)), scale)
+                       - lm.mixture_density(pts, shift, scale)).max()
+        assert lm.shift_sup(np.array([delta]), scale, dim)[0] == pytest.approx(brute, rel=2e-3)
+
+
+def test_both_weighings_of_p_prime_agree() -> None:
+    case = lm.lemma1_case(3, 2, dim=1, lr=0.1)
+    grid = np.linspace(-1, 1, 301)
+    by_i_prime = lm.mixture_density(grid, case.unique_retrained, 0.05)  # (1/(n−1)!^m) Σ_{I′}
+    by_i = lm.mixture_density(grid, case.w_retrained, 0.05)  # (1/n!^m) Σ_I P′_{I′(I)}
+    assert np.allclose(by_i_prime, by_i, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+def test_the_bounds_hold_in_every_row(dim: int) -> None:
+    table = lm.lemma1_table([2, 3], [1, 2], [0.01, 0.05, 0.3], dim=dim, lr=0.1)
+    assert (table["orderings"] == [math.factorial(n) ** m for n, m in zip(table["n"], table["m"], strict=True)]).all()
+    assert (table["preimages_per_I′"] == table["n"] ** table["m"]).all()
+    assert (table["sup_norm"] <= table["triangle_bound"] * (1 + 1e-6)).all()
+    assert (table["triangle_bound"] <= table["bound"] * (1 + 1e-9)).all()
+    assert (table["sup_norm_unlearned"] <= table["bound_unlearned"] * (1 + 1e-9)).all()
+    assert (table["psi"] <= table["v"] + 1e-15).all()  # ‖mean v_I‖ ≤ mean ‖v_I‖
+    assert (table["psi"] <= table["reverse_bound"]).all()
+    assert np.allclose(table["psi_on_W"], table["psi"], rtol=1e-6, atol=1e-9)
+    # the bound tightens as the noise widens, and is nearly tight once s is several times d
+    for _, g in table.groupby(["n", "m"]):
+        assert np.all(np.diff(g.sort_values("noise_scale")["ratio"].to_numpy()) > 0)
+    assert (table.loc[table["noise_scale"] >= 5 * table["d"], "ratio"] > 0.9).all()
+
+
+def test_sup_norm_of_a_single_shift_is_found() -> None:
+    value, where = lm.sup_abs_difference(np.zeros((1, 1)), np.full((1, 1), 0.02), 0.1)
+    assert value == pytest.approx(lm.shift_sup(np.array([0.02]), 0.1, 1)[0], rel=1e-6)
+    assert value <= lm.gaussian_lipschitz(0.1, 1) * 0.02
+
+
+def test_bad_parameters_are_refused() -> None:
+    with pytest.raises(ParameterError, match="dim"):
+        lm.lemma1_case(3, 1, dim=3)
+    with pytest.raises(ParameterError, match="orderings"):
+        lm.orderings(7, 2)
+    with pytest.raises(ParameterError, match="x_star"):
+        lm.lemma1_case(3, 1, x_star=5)
+    with pytest.raises(ParameterError, match="noise_scales"):
+        lm.lemma1_table([2], [1], [0.0])
+    with pytest.raises(ParameterError, match="scale"):
+        lm.gaussian_lipschitz(-1.0, 1)
