@@ -106,7 +106,7 @@ def test_small_models_shapes_and_double_backward() -> None:
 
 
 def test_build_model_by_name_and_seed() -> None:
-    assert set(MODELS) == {"resnet18", "vgg19", "small_cnn", "mlp", "linear_head"}
+    assert set(MODELS) == {"resnet18", "vgg19", "small_cnn", "smooth_cnn", "mlp", "linear_head"}
     state = torch.random.get_rng_state()
     a = build_model("small_cnn", 10, seed=3, batch_norm=True)
     b = build_model("small_cnn", 10, seed=3, batch_norm=True)
@@ -120,3 +120,15 @@ def test_build_model_by_name_and_seed() -> None:
         build_model("small_cnn", depth=3)
     with pytest.raises(ParameterError, match="activation='swish'"):
         MLP(activation="swish")
+
+
+def test_smooth_cnn_is_small_cnn_with_smooth_pieces():
+    from unrolling_lib.models import SmallCNN, SmoothCNN, build_model, num_parameters
+
+    smooth = build_model("smooth_cnn", 10, seed=0)
+    assert isinstance(smooth, SmoothCNN)
+    assert num_parameters(smooth) == num_parameters(SmallCNN()) == 1898
+    x = torch.randn(3, 1, 8, 8, dtype=torch.float64, requires_grad=True)
+    smooth = smooth.double()
+    # smooth everywhere: second derivatives exist and pass a numerical check
+    assert torch.autograd.gradgradcheck(lambda inp: smooth(inp).sum(1), (x,))

@@ -163,3 +163,18 @@ def test_bad_parameters_are_refused() -> None:
         ex.symbolic_terms(0)
     with pytest.raises(ParameterError, match="BatchNorm"):
         ex.problem_from(nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2)), problem.batches, _half_mse)
+
+
+def test_figures_carry_their_frames_and_ranges() -> None:
+    problem = ex.build_problem("mlp", subset=64, batch_size=8, steps=4)
+    sig = ex.batch_sigmas(problem)
+    table = ex.expansion_table(problem, [1e-3, 1e-2, 1e-1], sig)
+    fig = ex.slope_figure(table, ex.fit_slopes(table))
+    assert len(fig.frames) == 3 and len(fig.layout.sliders[0].steps) == 3
+    assert all(f.layout.yaxis.range is not None for f in fig.frames)  # plotly does not rescale while animating
+    bounds = ex.bound_figure(table)
+    assert len(bounds.frames) == 3 and bounds.layout.yaxis.range is not None
+    unl = ex.unlearning_figure(ex.unlearning_table(problem, [1e-3, 1e-2], 1, sig))
+    assert len(unl.data) == 4
+    box = ex.live_explorer(problem, sig, lr=0.01)  # no kernel here: the figure is still built
+    assert len(box.figure.data[0].x) == 8

@@ -129,3 +129,12 @@ def test_bad_parameters_are_refused() -> None:
         lm.lemma1_table([2], [1], [0.0])
     with pytest.raises(ParameterError, match="scale"):
         lm.gaussian_lipschitz(-1.0, 1)
+
+
+def test_figures_are_built() -> None:
+    table = lm.lemma1_table([2, 3], [1], [0.01, 0.1])
+    assert len(lm.lemma1_figure(table).data) > 3
+    fig = lm.lemma1_density_figure(lm.lemma1_case(3, 1), [0.01, 0.1])
+    assert len(fig.frames) == 2 and all(f.layout.yaxis.range is not None for f in fig.frames)
+    with pytest.raises(ParameterError, match="dim"):
+        lm.lemma1_density_figure(lm.lemma1_case(2, 1, dim=2), [0.1])

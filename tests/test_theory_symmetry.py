@@ -78,3 +78,15 @@ def test_nearby_models_and_permutation_check() -> None:
     assert permuted["max output difference"] < 1e-12
     assert retrained["max output difference"] > 1e-6
     assert permuted["verification error ‖w − w_other‖₂"] > 10 * retrained["verification error ‖w − w_other‖₂"]
+
+
+def test_symmetry_figure_has_both_panels() -> None:
+    a = _mlp((4,))
+    b = sym.permute_hidden(a, sym.random_permutation(4))
+    x = torch.randn(10, 6, dtype=torch.float64)
+    near = sym.interpolation_table(a, _mlp((4,), seed=1), x, sym.default_alphas(5))
+    path = sym.interpolation_table(a, b, x, sym.linear_path_alphas(5))
+    fig = sym.symmetry_figure(near, path, verification_error(a, b))
+    assert len(fig.data) == 3
+    with pytest.raises(ParameterError, match="alphas"):
+        sym.default_alphas(1)

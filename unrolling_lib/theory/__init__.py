@@ -10,7 +10,6 @@ from . import expansion, lemma1, symmetry
 from .expansion import (
     EXPANSION_DEFAULTS,
     ExpansionProblem,
-    SmoothCNN,
     batch_sigmas,
     build_problem,
     expansion_table,
@@ -27,7 +26,7 @@ __all__ = ["SCALINGS", "SD_COEFFICIENT", "toy_sd_loss", "toy_sd_minimum"]
 
 __all__ += [
     "expansion", "lemma1", "symmetry",
-    "EXPANSION_DEFAULTS", "ExpansionProblem", "SmoothCNN", "batch_sigmas", "build_problem", "expansion_table",
+    "EXPANSION_DEFAULTS", "ExpansionProblem", "batch_sigmas", "build_problem", "expansion_table",
     "fit_slopes", "symbolic_terms", "term_count_table", "unlearning_table",
     "LEMMA1_DEFAULTS", "gaussian_lipschitz", "lemma1_case", "lemma1_table", "orderings",
     "SYMMETRY_DEFAULTS", "interpolation_table", "permute_hidden", "train_nearby_models",

@@ -62,7 +62,6 @@ __all__ = [
     "EXPANSION_DEFAULTS",
     "ExpansionProblem",
     "ExpansionStudy",
-    "SmoothCNN",
     "batch_sigmas",
     "bound_figure",
     "build_problem",
@@ -179,48 +178,18 @@ def problem_from(model: nn.Module, batches: Sequence[tuple[torch.Tensor, torch.T
     return ExpansionProblem(model=model, w0=w0, batches=cast, loss_fn=loss_fn, name=name)
 
 
-class SmoothCNN(nn.Module):
-    """The architecture of :class:`unrolling_lib.models.SmallCNN` with smooth pieces: tanh instead of ReLU and
-    average instead of max pooling (1,898 parameters at width 8, as SmallCNN).
-
-    §5 expands the loss in a Taylor series around w₀, which needs a smooth loss. SmallCNN's ReLUs and
-    max-pools make it piecewise smooth: on digits some pre-activations sit within 1e-4 of a kink, so even tiny
-    SGD steps cross one and the expansion's error stops shrinking like η² and η³. This model keeps the
-    convolutional structure and makes the expansion applicable.
-    """
-
-    def __init__(self, num_classes: int = 10, in_channels: int = 1, *, width: int = 8) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, width, kernel_size=3, padding=1)
-        self.conv2 = nn.Conv2d(width, 2 * width, kernel_size=3, padding=1)
-        self.linear = nn.Linear(2 * width * 4, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.avg_pool2d(torch.tanh(self.conv1(x)), 2)
-        out = F.adaptive_avg_pool2d(torch.tanh(self.conv2(out)), 2)
-        return self.linear(out.flatten(1))
-
-
-def _network(model: str, seed: int, **kwargs: Any) -> nn.Module:
-    if model != "smooth_cnn":
-        return build_model(model, 10, seed=seed, **kwargs)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return SmoothCNN(10, **kwargs)
-
-
 def build_problem(model: str = "mlp", *, subset: int = 256, batch_size: int = 16, steps: int = 12, seed: int = 0,
                   **model_kwargs: Any) -> ExpansionProblem:
     """A model from :func:`unrolling_lib.models.build_model` at its seeded initialisation (w₀), cross entropy,
     and the first ``steps`` batches of a seeded :class:`~unrolling_lib.data.BatchOrder` over ``subset`` digits.
 
-    ``"mlp"`` is 64→32→10 with tanh (smooth); ``"smooth_cnn"`` is :class:`SmoothCNN`; ``"small_cnn"`` is the
-    tiny ReLU CNN of the quick profile (piecewise smooth: its Taylor expansion only holds until a ReLU or a
-    max-pool switches, which on digits happens within steps of ~1e-4).
+    ``"mlp"`` is 64→32→10 with tanh (smooth); ``"smooth_cnn"`` is :class:`unrolling_lib.models.SmoothCNN`;
+    ``"small_cnn"`` is the tiny ReLU CNN of the quick profile (piecewise smooth: its Taylor expansion only holds
+    until a ReLU or a max-pool switches, which on digits happens within steps of ~1e-4).
     """
     data = load_digits_dataset(subset=subset, seed=seed, dtype=torch.float64)
     order = BatchOrder(len(data), batch_size, steps=steps, seed=seed)
-    net = _network(model, seed, **model_kwargs)
+    net = build_model(model, 10, seed=seed, **model_kwargs)
     batches = [batch_tensors(data, order[i]) for i in range(steps)]
     return problem_from(net, batches, F.cross_entropy, name=model)
 
@@ -350,7 +319,11 @@ def operator_norm_check(problem: ExpansionProblem, batch: int, *, tol: float = 1
 
 
 def sigma_summary(sigmas: pd.DataFrame, steps: int | None = None) -> dict[str, float]:
-    """σ = max_{1≤i≤t−1} σ_i (Eq. 8) and σ_avg = mean_{i<t} σ_i (Eq. 9), in both modes."""
+    """σ = max_{1≤i≤t−1} σ_i (Eq. 8) and σ_avg = mean_{i<t} σ_i (Eq. 9), in both modes.
+
+    In ``"paper"`` mode a batch whose top eigenvalue is negative has no sqrt(λ) (nan); it is left out of the
+    max and the mean, as a sweep that skips a failed σ sample would.
+    """
     t = len(sigmas) if steps is None else steps
     head = sigmas.iloc[:t]
     inner = head.iloc[1:t] if t > 1 else head.iloc[:0]

@@ -245,7 +245,7 @@ def symmetry_figure(near: pd.DataFrame, permuted_path: pd.DataFrame, v_permuted:
     fig.add_trace(go.Scatter(x=permuted_path["alpha"], y=permuted_path["output_difference"], mode="lines+markers",
                              name="along w + α(π(w) − w)", line={"color": "#d62728"}), row=1, col=2)
     fig.update_xaxes(type="log", title_text="weight difference α‖w′ − w‖₂", row=1, col=1)
-    fig.update_yaxes(type="log", title_text="max output difference over the data", row=1, col=1)
+    fig.update_yaxes(type="log", title_text="max output difference", row=1, col=1)
     fig.update_xaxes(title_text="α (0 = M, 1 = π(M))", row=1, col=2)
     fig.update_yaxes(title_text="max output difference", row=1, col=2)
     fig.update_layout(height=500, legend={"orientation": "h", "y": -0.25})
