@@ -1,4 +1,4 @@
-"""Shared fixtures. Tests run torch on one thread: on a two-core machine that is both faster and steadier."""
+"""Shared fixtures. Tests run torch on one thread: on small CPUs that is both faster and steadier."""
 
 import pytest
 

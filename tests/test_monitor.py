@@ -132,3 +132,27 @@ def test_step_forced_off_grid_and_errors(setting):
         UnlearningErrorMonitor(0.0, *hb)
     with pytest.raises(ParameterError, match="t="):
         monitor.step(model, -1)
+
+
+def test_paper_mode_leaves_negative_eigenvalues_out_of_the_mean(setting, monkeypatch):
+    """sqrt(λ) has no value for λ < 0: that sample is nan, and σ_avg (hence e) averages the others."""
+    from unrolling_lib import monitor as monitor_module
+    from unrolling_lib.hessian import EigenResult
+
+    values = iter([4.0, -1.0, 9.0])
+
+    def fake_top_eigenvalue(*args, **kwargs):
+        return EigenResult(value=next(values), vector=torch.zeros(1), hvp_count=1, converged=True,
+                           error_estimate=0.0)
+
+    monkeypatch.setattr(monitor_module, "top_eigenvalue", fake_top_eigenvalue)
+    data, _, hessian_batch = setting
+    model = build_model("small_cnn", 10, seed=0)
+    mon = UnlearningErrorMonitor(LR, *hessian_batch, every=1, sigma_mode="paper").start(model)
+    with pytest.warns(RuntimeWarning, match="negative"):
+        mon.step(model, 1)
+    mon.step(model, 2)
+    sigmas = [r["sigma"] for r in mon.records]
+    assert sigmas[0] == 2.0 and math.isnan(sigmas[1]) and sigmas[2] == 3.0
+    assert [r["sigma_avg"] for r in mon.records] == [2.0, 2.0, 2.5]
+    assert mon.records[2]["e"] == pytest.approx(LR**2 * mon.records[2]["weight_change"] / 2 * 2.5 * (4 - 2) / 2)

@@ -175,3 +175,17 @@ def test_split_in_half() -> None:
     assert len(a) == 5 and len(b) == 6 and not set(a) & set(b) and set(a) | set(b) == set(range(11))
     with pytest.raises(ValueError, match="n="):
         split_in_half(1)
+
+
+def test_empty_bins_worked_by_hand():
+    """Five linear bins over [0.05, 1]: members fill bins 0 and 4 (1/3, 2/3), non-members too (1/2, 1/2).
+
+    Bin 0 scores (1/3)/(1/3 + 1/2) = 0.4 and bin 4 (2/3)/(2/3 + 1/2) = 4/7. A target in bin 2 is equally far
+    from both: the lower one wins. Bins 1 and 3 take their nearest neighbour; values outside the range take the
+    first or last bin.
+    """
+    shadow_in, shadow_out = np.array([0.05, 0.95, 1.0]), np.array([0.1, 1.0])
+    target = np.array([0.5, 0.3, 0.7, 2.0, 0.0])
+    scores = privacy_risk_score(shadow_in, shadow_out, np.zeros(3, int), np.zeros(2, int), target,
+                                np.zeros(5, int), num_bins=5, log_bins=False)
+    np.testing.assert_allclose(scores, [0.4, 0.4, 4 / 7, 4 / 7, 0.4])

@@ -98,6 +98,23 @@ def test_noise_floor_is_zero_on_cpu(digits):
     assert same_state(w0, before)  # w₀ itself is not trained
 
 
+def test_noise_floor_measures_what_differs_between_two_retrainings(digits):
+    """A loss with unseeded noise stands in for a non-deterministic GPU kernel: the floor must see it."""
+    w0 = build_model("small_cnn", 10, seed=0)
+    order = BatchOrder(len(digits), 32, steps=20, seed=0)
+
+    def noisy_loss(logits, targets):
+        return torch.nn.functional.cross_entropy(logits + 1e-3 * torch.randn_like(logits), targets)
+
+    floor = noise_floor(w0, digits, order, lr=0.1, loss_fn=noisy_loss)
+    torch.manual_seed(1)
+    a = train(copy.deepcopy(w0), digits, order, lr=0.1, loss_fn=noisy_loss, progress=False).model
+    b = train(copy.deepcopy(w0), digits, order, lr=0.1, loss_fn=noisy_loss, progress=False).model
+    typical = torch.linalg.vector_norm(torch.cat([(p - q).detach().double().flatten()
+                                                  for p, q in zip(a.parameters(), b.parameters(), strict=True)]))
+    assert 0 < floor < 10 * typical.item() and typical > 0
+
+
 def test_divergence_stops_with_message_and_keeps_history(digits):
     w0 = build_model("small_cnn", 10, seed=0)
     order = BatchOrder(len(digits), 32, steps=50, seed=0)

@@ -47,7 +47,9 @@ from .results import atomic_write_json, load_table, save_table
 from .training import StepState, TrainingDiverged, cpu_threads, make_loss, train, train_lockstep
 from .unlearning import single_gradient_unlearn
 
-__all__ = ["VERIFICATION_COLUMNS", "VERIFICATION_DEFAULTS", "summarize_verification", "verification_experiment"]
+__all__ = ["SENSITIVITY_BLOCKS", "VERIFICATION_COLUMNS", "VERIFICATION_DEFAULTS", "summarize_verification",
+           "unlearned_batch_sensitivity",
+           "verification_experiment"]
 
 VERIFICATION_COLUMNS = ("gamma", "t", "e", "v", "weight_change", "sigma_avg", "accuracy", "noise_floor")
 
@@ -59,7 +61,8 @@ VERIFICATION_DEFAULTS: dict[str, dict[str, Any]] = {
         "pretrain_steps": 200, "pretrain_batch_size": 128, "pretrain_lr": 0.1,
         "finetune_steps": 400, "batch_size": 32, "lr": 0.01,
         "sigma_every": 50, "verify_every": 25, "hessian_batch_size": 32, "sigma_mode": "spectral",
-        "unlearn_step": 0, "unlearn_batch": None, "unlearn_at": "initial", "noise_floor": True,
+        "unlearn_step": 0, "unlearn_batch": None, "exclude_unlearned": False, "unlearn_at": "initial",
+        "noise_floor": True,
         "train_subset": None, "test_subset": None, "threads": 1,
     },
     # CIFAR-10 and ResNet-18 on one GPU (a T4: about 4 minutes per γ), with far fewer steps than the paper.
@@ -68,7 +71,8 @@ VERIFICATION_DEFAULTS: dict[str, dict[str, Any]] = {
         "pretrain_steps": 780, "pretrain_batch_size": 128, "pretrain_lr": 0.1,
         "finetune_steps": 1000, "batch_size": 32, "lr": 0.01,
         "sigma_every": 200, "verify_every": 100, "hessian_batch_size": 512, "sigma_mode": "spectral",
-        "unlearn_step": 0, "unlearn_batch": None, "unlearn_at": "initial", "noise_floor": True,
+        "unlearn_step": 0, "unlearn_batch": None, "exclude_unlearned": False, "unlearn_at": "initial",
+        "noise_floor": True,
         "train_subset": None, "test_subset": 2000, "threads": None,
     },
     # The paper's setting (§8.1, §8.3) as its released code ran it: pre-training 20 epochs in batches of 128
@@ -80,10 +84,16 @@ VERIFICATION_DEFAULTS: dict[str, dict[str, Any]] = {
         "pretrain_steps": 7800, "pretrain_batch_size": 128, "pretrain_lr": 0.1,
         "finetune_steps": 7810, "batch_size": 32, "lr": 0.01,
         "sigma_every": 200, "verify_every": 100, "hessian_batch_size": 512, "sigma_mode": "spectral",
-        "unlearn_step": 0, "unlearn_batch": 114, "unlearn_at": "initial", "noise_floor": True,
+        "unlearn_step": 0, "unlearn_batch": 114, "exclude_unlearned": False, "unlearn_at": "initial",
+        "noise_floor": True,
         "train_subset": None, "test_subset": None, "threads": None,
     },
 }
+
+# Forgotten batches for :func:`unlearned_batch_sensitivity`, evenly spread over the training blocks (the
+# released code's block 114 included where the data has it).
+SENSITIVITY_BLOCKS: dict[str, list[int]] = {"quick": [0, 11, 22, 33], "colab": [0, 114, 500, 1000],
+                                            "paper": [114, 400, 800, 1200]}
 
 _Q = VERIFICATION_DEFAULTS["quick"]
 _UNLEARN_AT = ("initial", "final")
@@ -134,8 +144,9 @@ def _finetune_order(n: int, p: dict[str, Any]) -> BatchOrder:
     """The fine-tuning batches x̂₁ … x̂_t (seeded, the same for every γ).
 
     With ``unlearn_batch = k``, the batch at step ``unlearn_step`` is the k-th block of ``batch_size``
-    consecutive training samples (the released code's choice of x̂₁) and the other steps draw from the
-    remaining samples only.
+    consecutive training samples (the released code's choice of x̂₁). The other steps follow the seeded order
+    over all samples, so x̂₁'s samples may recur in later epochs, for M and M′ alike (§8.3 removes a *step*);
+    with ``exclude_unlearned`` they draw from the remaining samples only (the data itself is removed).
     """
     bs, steps, seed = p["batch_size"], p["finetune_steps"], p["seed"] + 1
     if p["unlearn_batch"] is None:
@@ -144,8 +155,8 @@ def _finetune_order(n: int, p: dict[str, Any]) -> BatchOrder:
     if bs * (k + 1) > n:
         raise ParameterError(f"unlearn_batch={k} is not allowed; the data has {n // bs} blocks of {bs} samples")
     block = np.arange(bs * k, bs * (k + 1))
-    rest = np.setdiff1d(np.arange(n), block)
-    batches = [rest[b] for b in BatchOrder(len(rest), bs, steps=steps - 1, seed=seed)] if steps > 1 else []
+    pool = np.setdiff1d(np.arange(n), block) if p["exclude_unlearned"] else np.arange(n)
+    batches = [pool[b] for b in BatchOrder(len(pool), bs, steps=steps - 1, seed=seed)] if steps > 1 else []
     batches.insert(p["unlearn_step"], block)
     return BatchOrder.from_batches(batches, n)
 
@@ -265,6 +276,7 @@ def verification_experiment(
     sigma_mode: str = _Q["sigma_mode"],
     unlearn_step: int = _Q["unlearn_step"],
     unlearn_batch: int | None = _Q["unlearn_batch"],
+    exclude_unlearned: bool = _Q["exclude_unlearned"],
     unlearn_at: str = _Q["unlearn_at"],
     noise_floor: bool = _Q["noise_floor"],
     train_subset: int | None = _Q["train_subset"],
@@ -284,11 +296,12 @@ def verification_experiment(
     ``noise_floor`` (one value per γ, see the module docstring). The defaults are the quick profile's
     (:data:`VERIFICATION_DEFAULTS`). ``pretrain_lr=None`` pre-trains with ``lr``. ``unlearn_step``: the step
     of the fine-tuning order whose batch is unlearned (0: x̂₁); ``unlearn_batch=k`` makes that batch the k-th
-    block of ``batch_size`` consecutive training samples. ``unlearn_at``: where the unlearning gradient is
-    taken, ``"initial"`` (w₀ = M_N) or ``"final"`` (w_{N+t}). ``hessian_batch_size``: samples of the fixed,
-    seeded batch σ is computed on. ``threads``: torch CPU threads during the run (restored afterwards;
-    ``None`` leaves the setting alone). ``deterministic``: run the training inside
-    :func:`~unrolling_lib.training.deterministic_mode`.
+    block of ``batch_size`` consecutive training samples; ``exclude_unlearned=True`` keeps that block out of
+    every other step (by default it may recur in later epochs: M′ differs from M by one step).
+    ``unlearn_at``: where the unlearning gradient is taken, ``"initial"`` (w₀ = M_N) or ``"final"``
+    (w_{N+t}). ``hessian_batch_size``: samples of the fixed, seeded batch σ is computed on.
+    ``threads``: torch CPU threads during the run (restored afterwards; ``None`` leaves the setting alone).
+    ``deterministic``: run the training inside :func:`~unrolling_lib.training.deterministic_mode`.
 
     ``checkpoint_dir``: after each γ its rows are written there atomically (CSV with provenance), as is
     each pre-trained M_N; a later call with the same parameters and folder skips the γ values already done
@@ -315,12 +328,16 @@ def verification_experiment(
         "hessian_batch_size": _int("hessian_batch_size", hessian_batch_size, 1),
         "unlearn_step": _int("unlearn_step", unlearn_step, 0), "noise_floor": bool(noise_floor),
         "unlearn_batch": None if unlearn_batch is None else _int("unlearn_batch", unlearn_batch, 0),
+        "exclude_unlearned": bool(exclude_unlearned),
         "train_subset": None if train_subset is None else _int("train_subset", train_subset, 1),
         "test_subset": None if test_subset is None else _int("test_subset", test_subset, 1),
         "seed": _int("seed", seed, 0),
     }
     if threads is not None:
         _int("threads", threads, 1)
+    if p["exclude_unlearned"] and p["unlearn_batch"] is None:
+        raise ParameterError("exclude_unlearned=True needs unlearn_batch: the block of samples to keep out of the "
+                             "other steps")
     if p["unlearn_step"] >= p["finetune_steps"]:
         raise ParameterError(f"unlearn_step={unlearn_step} is not allowed; use a step of the fine-tuning run, "
                              f"0..{p['finetune_steps'] - 1}")
@@ -415,3 +432,22 @@ def summarize_verification(df: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(rows)
     out.attrs["pearson_over_gamma"] = pearson(out["e"], out["v"]) if len(out) >= 2 else math.nan
     return out
+
+
+def unlearned_batch_sensitivity(blocks: Sequence[int], *, gamma: float = 0.0, **params: Any) -> pd.DataFrame:
+    """§8.3 repeated with different forgotten batches x̂₁ (``unlearn_batch`` = each of ``blocks``) at one γ.
+
+    Everything else (``params``, as for :func:`verification_experiment`) stays fixed, so the spread of
+    Pearson(e, v) over t across the rows is how much the along-t correlation depends on *which* batch is
+    forgotten. One row per block: ``unlearn_batch``, ``gamma``, ``pearson_e_v_over_t`` and the last t's ``e``
+    and ``v``.
+    """
+    if not blocks:
+        raise ParameterError("blocks=[] is not allowed; give at least one block index")
+    rows = []
+    for block in blocks:
+        df = verification_experiment(**{**params, "gammas": [gamma], "unlearn_batch": block})
+        last = summarize_verification(df).iloc[0]
+        rows.append({"unlearn_batch": block, "gamma": gamma, "pearson_e_v_over_t": last["pearson_e_v_over_t"],
+                     "e": last["e"], "v": last["v"]})
+    return pd.DataFrame(rows)

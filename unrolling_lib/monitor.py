@@ -94,6 +94,7 @@ class UnlearningErrorMonitor:
         self._w0: torch.Tensor | None = None
         self._previous: EigenResult | None = None
         self._sigma_sum = 0.0
+        self._sigma_count = 0  # finite σ samples (the paper's sqrt(λ) is nan where λ < 0)
         self._batch_cache: tuple[torch.device, torch.Tensor, torch.Tensor] | None = None
 
     # -- the plain interface ---------------------------------------------------------------------
@@ -101,7 +102,7 @@ class UnlearningErrorMonitor:
     def start(self, model: nn.Module) -> UnlearningErrorMonitor:
         """Remember w₀ (the model's weights now) and forget earlier records; sample σ at w₀ if asked."""
         self._w0 = flat_params(model).detach().clone()
-        self.records, self._previous, self._sigma_sum = [], None, 0.0
+        self.records, self._previous, self._sigma_sum, self._sigma_count = [], None, 0.0, 0
         if self.sample_at_start:
             self._sample(model, 0)
         return self
@@ -125,8 +126,9 @@ class UnlearningErrorMonitor:
 
     @property
     def sigma_avg(self) -> float:
-        """Mean of the σ values sampled so far (nan before the first)."""
-        return self._sigma_sum / len(self.records) if self.records else math.nan
+        """Mean of the finite σ values sampled so far (nan before the first). In the paper's mode a sample
+        with a negative top eigenvalue has no sqrt: it is left out of the mean (its record keeps σ = nan)."""
+        return self._sigma_sum / self._sigma_count if self._sigma_count else math.nan
 
     @property
     def latest(self) -> dict[str, Any] | None:
@@ -156,10 +158,12 @@ class UnlearningErrorMonitor:
         result = top_eigenvalue(model, self.loss_fn, x, y, tol=self.tol, max_iter=self.max_iter, init=init)
         self._previous = result
         s = sigma(result, self.sigma_mode)
-        self._sigma_sum += s
-        sigma_avg = self._sigma_sum / (len(self.records) + 1)
+        if math.isfinite(s):
+            self._sigma_sum += s
+            self._sigma_count += 1
+        sigma_avg = self.sigma_avg
         change = weight_change(flat_params(model), self._w0)
-        if not math.isfinite(sigma_avg):  # sqrt of a negative eigenvalue in the paper's mode
+        if not math.isfinite(sigma_avg):  # no finite σ yet (paper mode, negative eigenvalues only)
             e = math.nan
         else:
             e = 0.0 if t == 0 else unlearning_error(self.lr, t, change, sigma_avg)

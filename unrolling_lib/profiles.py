@@ -41,9 +41,9 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "quick": Profile("quick", data="digits (sklearn, offline)", model="small CNN", where="any CPU, offline"),
-    "colab": Profile("colab", data="CIFAR-10/100, IMDB (downloaded)", model="ResNet-18 / VGG-19",
+    "colab": Profile("colab", data="CIFAR-10/100 (downloaded)", model="ResNet-18 / VGG-19",
                      where="one GPU"),
-    "paper": Profile("paper", data="CIFAR-10/100, IMDB (downloaded)", model="ResNet-18 / VGG-19",
+    "paper": Profile("paper", data="CIFAR-10/100 (downloaded)", model="ResNet-18 / VGG-19",
                      where="GPUs, the paper's full grids"),
 }
 

@@ -515,7 +515,7 @@ def noise_floor(
 
     The distance that retraining alone produces: 0.0 on a CPU; on a GPU, non-deterministic kernels (atomic
     additions in convolutions' backward passes, for instance) make it positive. Report a verification error
-    beside it (DESIGN: §8.3's v is only meaningful above this floor).
+    beside it: §8.3's v is only meaningful above this floor.
     """
     kwargs = dict(lr=lr, gamma=gamma, scaling=scaling, loss_fn=loss_fn, device=device, progress=progress,
                   deterministic=deterministic, on_divergence="raise")
