@@ -214,3 +214,12 @@ def test_refuses_bad_scaling_and_gamma():
         toy.landscape(0.5, "paper")
     with pytest.raises(ParameterError, match="gamma=-0.1"):
         toy.loss_slope(0.0, -0.1)
+
+
+def test_minimum_check_agrees_three_ways():
+    table = toy.minimum_check((0.3, 1.0, 2.0))
+    assert len(table) == 2 * 3
+    np.testing.assert_allclose(table["closed form d*"], table["numeric minimiser"], atol=1e-5)
+    np.testing.assert_allclose(table["closed form d*"], table["slope changes sign at"], atol=1e-9)
+    eq = table[table["scaling"] == "equation"].set_index("γ")["closed form d*"]
+    assert eq[0.3] == pytest.approx(np.log(2 / 0.3 - 1)) and eq[1.0] == 0 and eq[2.0] == 0

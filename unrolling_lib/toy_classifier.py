@@ -37,6 +37,7 @@ from .profiles import ParameterError
 __all__ = [
     "SCALINGS", "SLIDER_GAMMAS", "DEFAULTS", "ToyTraining",
     "landscape", "loss_slope", "loss_gradient", "gradient_field", "gradient_flip", "numeric_minimum",
+    "minimum_check",
     "min_norm_update", "min_norm_squared", "min_norm_update_numeric", "d_step", "train_toy",
     "landscape_figure", "field_figure", "landscape_slider", "field_slider", "trajectory_figure",
     "weight_change_figure", "live_sliders",
@@ -559,3 +560,12 @@ def live_sliders(kind: str = "landscape", *, gamma: float = 0.5, scaling: str = 
     toggle.observe(redraw, names="value")
     redraw()
     return box
+
+
+def minimum_check(gammas: Sequence[float] = (0.1, 0.5, 0.9, 1.0, 1.2, 1.5, 2.0)) -> pd.DataFrame:
+    """The minimum of Eq. 11 along d = a − b three ways, for each scaling and γ: the closed form
+    (:func:`unrolling_lib.theory.toy_sd_minimum`), a numeric minimiser and where the slope changes sign."""
+    rows = [{"scaling": s, "γ": g, "closed form d*": theory.toy_sd_minimum(g, scaling=s),
+             "numeric minimiser": numeric_minimum(g, s), "slope changes sign at": gradient_flip(g, s)}
+            for s in SCALINGS for g in gammas]
+    return pd.DataFrame(rows)
