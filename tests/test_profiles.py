@@ -58,3 +58,23 @@ def test_seeding_is_reproducible():
     setup("quick", seed=3, verbose=False)
     b = (torch.rand(3), np.random.rand(3))
     assert torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+
+
+def test_shared_validators():
+    from unrolling_lib.profiles import check_choice, check_int, check_number
+
+    assert check_int("n", np.int64(3), 1) == 3 and isinstance(check_int("n", np.int64(3), 1), int)
+    assert check_number("lr", 1) == 1.0 and check_number("gamma", 0, inclusive=True) == 0.0
+    assert check_choice("mode", "a", ("a", "b")) == "a"
+    for call, message in [
+        (lambda: check_int("n", True, 1), "n=True is not allowed; use an int >= 1"),
+        (lambda: check_int("n", 5, 1, 4), "n=5 is not allowed; use an int in [1, 4]"),
+        (lambda: check_int("n", 2.0, 1), "n=2.0 is not allowed; use an int >= 1"),
+        (lambda: check_number("lr", 0), "lr=0 is not allowed; use a finite number > 0"),
+        (lambda: check_number("lr", float("nan")), "lr=nan is not allowed; use a finite number > 0"),
+        (lambda: check_number("gamma", -1, inclusive=True), "gamma=-1 is not allowed; use a finite number >= 0"),
+        (lambda: check_choice("mode", "c", ("a", "b")), "mode='c' is not allowed; choose one of 'a', 'b'"),
+    ]:
+        with pytest.raises(ParameterError) as err:
+            call()
+        assert str(err.value) == message

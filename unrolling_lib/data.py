@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .profiles import ParameterError
+from .profiles import ParameterError, check_choice, check_int
 
 __all__ = [
     "DATASETS",
@@ -74,23 +74,6 @@ class DatasetUnavailableError(RuntimeError):
 # ---------------------------------------------------------------------------------------------------
 # Argument checks: one line that names the parameter and what is allowed.
 # ---------------------------------------------------------------------------------------------------
-
-
-def _check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
-    """``value`` must be an int in ``[low, high]``; returns it as a Python int."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ParameterError(f"{name}={value!r} is not allowed; use an int >= {low}")
-    value = int(value)
-    if value < low or (high is not None and value > high):
-        allowed = f"an int in [{low}, {high}]" if high is not None else f"an int >= {low}"
-        raise ParameterError(f"{name}={value!r} is not allowed; use {allowed}")
-    return value
-
-
-def _check_choice(name: str, value: Any, allowed: Sequence[str]) -> str:
-    if value not in allowed:
-        raise ParameterError(f"{name}={value!r} is not allowed; choose one of {', '.join(map(repr, allowed))}")
-    return value
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -133,7 +116,7 @@ def _subset_indices(n: int, subset: int | None, seed: int) -> np.ndarray:
     """``subset`` sample positions out of ``n``, chosen by ``seed`` and kept in their original order."""
     if subset is None:
         return np.arange(n, dtype=np.int64)
-    subset = _check_int("subset", subset, 1, n)
+    subset = check_int("subset", subset, 1, n)
     chosen = np.random.default_rng([_SUBSET_TAG, seed]).choice(n, size=subset, replace=False)
     return np.sort(chosen).astype(np.int64)
 
@@ -183,8 +166,8 @@ def load_digits_dataset(
 
     if not isinstance(test_fraction, (int, float)) or not 0.0 < float(test_fraction) < 1.0:
         raise ParameterError(f"test_fraction={test_fraction!r} is not allowed; use a float in (0, 1)")
-    _check_int("seed", seed, 0)
-    _check_int("split_seed", split_seed, 0)
+    check_int("seed", seed, 0)
+    check_int("split_seed", split_seed, 0)
     bunch = load_digits()
     images = bunch.images.astype(np.float64) / 16.0
     labels = bunch.target.astype(np.int64)
@@ -228,9 +211,9 @@ def synthetic_cifar(
     depend only on ``num_classes``, so splits drawn with different ``seed`` or ``train`` share them and a
     model trained on one generalises to the other. Only meant to exercise CIFAR models offline.
     """
-    n = _check_int("n", n, 1)
-    num_classes = _check_int("num_classes", num_classes, 2)
-    seed = _check_int("seed", seed, 0)
+    n = check_int("n", n, 1)
+    num_classes = check_int("num_classes", num_classes, 2)
+    seed = check_int("seed", seed, 0)
     patterns_gen = torch.Generator().manual_seed(_torch_seed(num_classes, 7))
     coarse = torch.randn(num_classes, 3, 4, 4, generator=patterns_gen, dtype=torch.float64)
     patterns = torch.nn.functional.interpolate(coarse, size=(32, 32), mode="bilinear", align_corners=False)
@@ -297,8 +280,8 @@ def load_cifar(
     many images of the split, chosen by ``seed`` and kept in their original order. The full training
     split takes about 600 MB as float32.
     """
-    name = _check_choice("name", name, ("cifar10", "cifar100"))
-    seed = _check_int("seed", seed, 0)
+    name = check_choice("name", name, ("cifar10", "cifar100"))
+    seed = check_int("seed", seed, 0)
     root_path = Path(root).expanduser() if root is not None else default_data_root()
     dataset = _open_torchvision_cifar(name, root_path, bool(train), bool(download))
     images = np.asarray(dataset.data)  # (N, 32, 32, 3) uint8
@@ -329,7 +312,7 @@ def load_dataset(
     ``synthetic_cifar`` only (defaults: 1,024 train / 256 test images, 10 classes); ``root`` and
     ``download`` for CIFAR only.
     """
-    name = _check_choice("name", name, DATASETS)
+    name = check_choice("name", name, DATASETS)
     if name == "digits":
         return load_digits_dataset(train=train, subset=subset, seed=seed, dtype=dtype)
     if name == "synthetic_cifar":
@@ -377,11 +360,11 @@ class BatchOrder:
         drop_last: bool = True,
         subset: int | None = None,
     ) -> None:
-        self.n = _check_int("n", n, 1)
-        self.subset = None if subset is None else _check_int("subset", subset, 1, self.n)
+        self.n = check_int("n", n, 1)
+        self.subset = None if subset is None else check_int("subset", subset, 1, self.n)
         pool_size = self.n if self.subset is None else self.subset
-        self.batch_size = _check_int("batch_size", batch_size, 1, pool_size)
-        self.seed = _check_int("seed", seed, 0)
+        self.batch_size = check_int("batch_size", batch_size, 1, pool_size)
+        self.seed = check_int("seed", seed, 0)
         if not isinstance(drop_last, bool):
             raise ParameterError(f"drop_last={drop_last!r} is not allowed; use True or False")
         self.drop_last = drop_last
@@ -391,9 +374,9 @@ class BatchOrder:
         per_epoch = pool_size // self.batch_size if drop_last else math.ceil(pool_size / self.batch_size)
         self.steps_per_epoch: int | None = per_epoch
         if steps is not None:
-            self._base_len = _check_int("steps", steps, 1)
+            self._base_len = check_int("steps", steps, 1)
         else:
-            self._base_len = _check_int("epochs", 1 if epochs is None else epochs, 1) * per_epoch
+            self._base_len = check_int("epochs", 1 if epochs is None else epochs, 1) * per_epoch
         self._explicit: tuple[np.ndarray, np.ndarray] | None = None  # (flat indices, offsets)
         self._skipped: tuple[int, ...] = ()
         self._cache: tuple[int, np.ndarray] | None = None
@@ -403,7 +386,7 @@ class BatchOrder:
     @classmethod
     def from_batches(cls, batches: Sequence[Sequence[int] | np.ndarray], n: int) -> BatchOrder:
         """An order given batch by batch (e.g. a hand-made ordering); positions must be in ``[0, n)``."""
-        n = _check_int("n", n, 1)
+        n = check_int("n", n, 1)
         arrays = [np.asarray(b, dtype=np.int64).reshape(-1) for b in batches]
         if not arrays:
             raise ParameterError("batches=[] is not allowed; give at least one batch")
@@ -542,7 +525,7 @@ class BatchOrder:
         about once per epoch (``times_used(sample)``).
         """
         if isinstance(item, (int, np.integer)) and not isinstance(item, bool):
-            sample = _check_int("item", item, 0, self.n - 1)
+            sample = check_int("item", item, 0, self.n - 1)
             return sum(int(np.count_nonzero(b == sample)) for b in self)
         target = np.sort(np.asarray(item, dtype=np.int64).reshape(-1))
         if target.size == 0:
@@ -576,7 +559,7 @@ class BatchOrder:
         """Write the order to ``path``: ``.json`` (recipe + checksum; explicit orders keep their batches)
         or ``.npz`` (the batches themselves, replayable whatever the NumPy version)."""
         path = Path(path)
-        suffix = _check_choice("path suffix", path.suffix.lower(), (".json", ".npz"))
+        suffix = check_choice("path suffix", path.suffix.lower(), (".json", ".npz"))
         recipe = self._recipe()
         flat, offsets = self._explicit if self._explicit is not None else self._materialise()
         if suffix == ".json":
@@ -598,7 +581,7 @@ class BatchOrder:
     def load(cls, path: str | os.PathLike[str]) -> BatchOrder:
         """Read an order written by :meth:`save` and check it against its checksum."""
         path = Path(path)
-        suffix = _check_choice("path suffix", path.suffix.lower(), (".json", ".npz"))
+        suffix = check_choice("path suffix", path.suffix.lower(), (".json", ".npz"))
         if suffix == ".json":
             recipe = json.loads(path.read_text())
             explicit = recipe.get("batches")

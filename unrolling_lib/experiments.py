@@ -42,7 +42,7 @@ from .data import BatchOrder, TensorData, batch_tensors, load_dataset
 from .metrics import accuracy, flat_params, pearson, unlearning_error, verification_error, weight_change
 from .models import build_model
 from .monitor import UnlearningErrorMonitor
-from .profiles import ParameterError, pick_device
+from .profiles import ParameterError, check_int, check_number, pick_device
 from .results import atomic_write_json, load_table, save_table
 from .training import StepState, TrainingDiverged, cpu_threads, make_loss, train, train_lockstep
 from .unlearning import single_gradient_unlearn
@@ -103,19 +103,6 @@ _HESSIAN_TAG = 0x4E55  # keeps the Hessian batch's random stream apart from the 
 # ---------------------------------------------------------------------------------------------------
 # Checks
 # ---------------------------------------------------------------------------------------------------
-
-
-def _int(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ParameterError(f"{name}={value!r} is not allowed; use an int >= {low}")
-    return int(value)
-
-
-def _positive(name: str, value: Any) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < math.inf
-    if not ok:
-        raise ParameterError(f"{name}={value!r} is not allowed; use a finite number > 0")
-    return float(value)
 
 
 def _gammas(gammas: Any) -> list[float]:
@@ -319,22 +306,23 @@ def verification_experiment(
     make_loss(0.0, scaling)  # checks scaling
     p = {
         "dataset": dataset, "model": model, "scaling": scaling, "sigma_mode": sigma_mode, "unlearn_at": unlearn_at,
-        "pretrain_steps": _int("pretrain_steps", pretrain_steps, 0),
-        "pretrain_batch_size": _int("pretrain_batch_size", pretrain_batch_size, 1),
-        "pretrain_lr": _positive("pretrain_lr", lr if pretrain_lr is None else pretrain_lr),
-        "finetune_steps": _int("finetune_steps", finetune_steps, 1),
-        "batch_size": _int("batch_size", batch_size, 1), "lr": _positive("lr", lr),
-        "sigma_every": _int("sigma_every", sigma_every, 1), "verify_every": _int("verify_every", verify_every, 1),
-        "hessian_batch_size": _int("hessian_batch_size", hessian_batch_size, 1),
-        "unlearn_step": _int("unlearn_step", unlearn_step, 0), "noise_floor": bool(noise_floor),
-        "unlearn_batch": None if unlearn_batch is None else _int("unlearn_batch", unlearn_batch, 0),
+        "pretrain_steps": check_int("pretrain_steps", pretrain_steps, 0),
+        "pretrain_batch_size": check_int("pretrain_batch_size", pretrain_batch_size, 1),
+        "pretrain_lr": check_number("pretrain_lr", lr if pretrain_lr is None else pretrain_lr),
+        "finetune_steps": check_int("finetune_steps", finetune_steps, 1),
+        "batch_size": check_int("batch_size", batch_size, 1), "lr": check_number("lr", lr),
+        "sigma_every": check_int("sigma_every", sigma_every, 1),
+        "verify_every": check_int("verify_every", verify_every, 1),
+        "hessian_batch_size": check_int("hessian_batch_size", hessian_batch_size, 1),
+        "unlearn_step": check_int("unlearn_step", unlearn_step, 0), "noise_floor": bool(noise_floor),
+        "unlearn_batch": None if unlearn_batch is None else check_int("unlearn_batch", unlearn_batch, 0),
         "exclude_unlearned": bool(exclude_unlearned),
-        "train_subset": None if train_subset is None else _int("train_subset", train_subset, 1),
-        "test_subset": None if test_subset is None else _int("test_subset", test_subset, 1),
-        "seed": _int("seed", seed, 0),
+        "train_subset": None if train_subset is None else check_int("train_subset", train_subset, 1),
+        "test_subset": None if test_subset is None else check_int("test_subset", test_subset, 1),
+        "seed": check_int("seed", seed, 0),
     }
     if threads is not None:
-        _int("threads", threads, 1)
+        check_int("threads", threads, 1)
     if p["exclude_unlearned"] and p["unlearn_batch"] is None:
         raise ParameterError("exclude_unlearned=True needs unlearn_batch: the block of samples to keep out of the "
                              "other steps")

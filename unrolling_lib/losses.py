@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .profiles import ParameterError
+from .profiles import ParameterError, check_number
 
 __all__ = ["SCALINGS", "SDLoss", "l2_penalty", "logit_std", "sd_loss", "safe_sqrt"]
 
@@ -52,13 +52,6 @@ def _check_logits(logits: torch.Tensor) -> None:
         raise ParameterError(f"logits must have at least 2 classes; got {logits.shape[1]}")
 
 
-def _check_gamma(gamma: float) -> float:
-    ok = isinstance(gamma, (int, float)) and not isinstance(gamma, bool) and 0 <= float(gamma) < float("inf")
-    if not ok:
-        raise ParameterError(f"gamma={gamma!r} is not allowed; use a finite number >= 0")
-    return float(gamma)
-
-
 def _check_scaling(scaling: str) -> str:
     if scaling not in SCALINGS:
         raise ParameterError(f"scaling={scaling!r} is not allowed; choose one of {', '.join(map(repr, SCALINGS))}")
@@ -73,7 +66,7 @@ def sd_loss(logits: torch.Tensor, targets: torch.Tensor, gamma: float, *, scalin
     of the paper's γ grids). ``targets`` are class indices (or class probabilities, as for
     ``F.cross_entropy``). ``gamma = 0`` gives plain cross entropy.
     """
-    gamma = _check_gamma(gamma)
+    gamma = check_number("gamma", gamma, inclusive=True)
     _check_scaling(scaling)
     _check_logits(logits)
     ce = F.cross_entropy(logits, targets)
@@ -88,7 +81,7 @@ class SDLoss(nn.Module):
 
     def __init__(self, gamma: float, *, scaling: str = "code") -> None:
         super().__init__()
-        self.gamma = _check_gamma(gamma)
+        self.gamma = check_number("gamma", gamma, inclusive=True)
         self.scaling = _check_scaling(scaling)
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -23,7 +23,7 @@ import torch
 from scipy import stats
 from torch import nn
 
-from .profiles import ParameterError
+from .profiles import ParameterError, check_int, check_number
 
 __all__ = [
     "BN_BUFFERS",
@@ -41,27 +41,16 @@ BN_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 Weights = nn.Module | Mapping[str, torch.Tensor] | torch.Tensor
 
 
-def _check_number(name: str, value: Any, *, positive: bool = False) -> float:
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    if ok:
-        value = float(value)
-        ok = math.isfinite(value) and (value > 0 if positive else value >= 0)
-    if not ok:
-        raise ParameterError(f"{name}={value!r} is not allowed; use a finite number {'>' if positive else '>='} 0")
-    return value
-
-
 def unlearning_error(lr: float, steps: int, weight_change: float, sigma_avg: float) -> float:
     """Eq. 9: e = η² · (‖w_t − w₀‖₂ / t) · σ_avg · (t² − t) / 2.
 
     ``lr`` η, ``steps`` t (SGD steps since w₀), ``weight_change`` ‖w_t − w₀‖₂ (see :func:`weight_change`),
     ``sigma_avg`` the mean of the σ values sampled along the way (see ``hessian.sigma``).
     """
-    lr = _check_number("lr", lr)
-    if not (isinstance(steps, (int, np.integer)) and not isinstance(steps, bool) and steps >= 1):
-        raise ParameterError(f"steps={steps!r} is not allowed; use an int >= 1")
-    wc = _check_number("weight_change", weight_change)
-    sigma_avg = _check_number("sigma_avg", sigma_avg)
+    lr = check_number("lr", lr, inclusive=True)
+    steps = check_int("steps", steps, 1)
+    wc = check_number("weight_change", weight_change, inclusive=True)
+    sigma_avg = check_number("sigma_avg", sigma_avg, inclusive=True)
     t = int(steps)
     return lr**2 * (wc / t) * sigma_avg * (t * t - t) / 2
 

@@ -11,6 +11,7 @@ that does not fit stops the chapter before any work, with one line naming the pa
 
 from __future__ import annotations
 
+import math
 import os
 import random
 from collections.abc import Mapping, Sequence
@@ -22,7 +23,8 @@ import torch
 
 from .plotting import use_book_renderer
 
-__all__ = ["PROFILES", "Profile", "RunConfig", "ParameterError", "setup", "pick_device", "seed_everything"]
+__all__ = ["PROFILES", "Profile", "RunConfig", "ParameterError", "setup", "pick_device", "seed_everything",
+           "check_choice", "check_int", "check_number"]
 
 
 class ParameterError(ValueError):
@@ -73,9 +75,31 @@ class RunConfig:
         return f"profile={self.profile} · device={self.device} · data={self.data} · seed={self.seed}"
 
 
-def _check_choice(name: str, value: Any, allowed: Sequence[Any]) -> None:
+def check_choice(name: str, value: Any, allowed: Sequence[Any]) -> Any:
+    """``value`` must be one of ``allowed``; returns it."""
     if value not in allowed:
         raise ParameterError(f"{name}={value!r} is not allowed; choose one of {', '.join(map(repr, allowed))}")
+    return value
+
+
+def check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
+    """``value`` must be an int (Python or NumPy, not bool) in ``[low, high]``; returns it as a Python int."""
+    allowed = f"an int in [{low}, {high}]" if high is not None else f"an int >= {low}"
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ParameterError(f"{name}={value!r} is not allowed; use {allowed}")
+    if value < low or (high is not None and value > high):
+        raise ParameterError(f"{name}={value!r} is not allowed; use {allowed}")
+    return int(value)
+
+
+def check_number(name: str, value: Any, *, low: float = 0.0, inclusive: bool = False) -> float:
+    """``value`` must be a finite real number above ``low`` (or equal to it with ``inclusive``); returns a float."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    ok = ok and math.isfinite(float(value)) and (float(value) >= low if inclusive else float(value) > low)
+    if not ok:
+        relation = ">=" if inclusive else ">"
+        raise ParameterError(f"{name}={value!r} is not allowed; use a finite number {relation} {low:g}")
+    return float(value)
 
 
 def _check_type(name: str, value: Any, default: Any) -> Any:
@@ -104,7 +128,7 @@ def _check_type(name: str, value: Any, default: Any) -> Any:
 
 def pick_device(device: str = "auto") -> torch.device:
     """``auto`` picks cuda, then mps, then cpu; an explicit device must be available."""
-    _check_choice("device", device, DEVICES)
+    check_choice("device", device, DEVICES)
     cuda = torch.cuda.is_available()
     mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     if device == "auto":
@@ -139,7 +163,7 @@ def setup(
     chapter's data when it is not the profile's (e.g. a toy problem).
     Prints one line (profile, device, data, seed) unless ``verbose=False``.
     """
-    _check_choice("profile", profile, tuple(PROFILES))
+    check_choice("profile", profile, tuple(PROFILES))
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ParameterError(f"seed={seed!r} is not allowed; use a non-negative int")
     chapter = dict((defaults or {}).get(profile, {}))

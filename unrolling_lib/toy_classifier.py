@@ -32,7 +32,7 @@ from scipy.special import expit
 
 from . import losses, theory
 from .plotting import frames_slider
-from .profiles import ParameterError
+from .profiles import ParameterError, check_int, check_number
 
 __all__ = [
     "SCALINGS", "SLIDER_GAMMAS", "DEFAULTS", "ToyTraining",
@@ -78,31 +78,18 @@ def _check_scaling(scaling: str) -> None:
         raise ParameterError(f"scaling={scaling!r} is not allowed; choose one of {', '.join(map(repr, SCALINGS))}")
 
 
-def _check_gamma(gamma: float, name: str = "gamma") -> float:
-    if not isinstance(gamma, (int, float, np.floating, np.integer)) or not math.isfinite(gamma) or gamma < 0:
-        raise ParameterError(f"{name}={gamma!r} is not allowed; use a finite number ≥ 0")
-    return float(gamma)
-
-
-def _check_positive(name: str, value: float, *, integer: bool = False, minimum: float = 0.0) -> None:
-    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if not ok or isinstance(value, bool) or not value > minimum:
-        kind = "an int" if integer else "a number"
-        raise ParameterError(f"{name}={value!r} is not allowed; use {kind} > {minimum:g}")
-
-
 # ------------------------------------------------------------------------------------- Eq. 11 landscape
 def axis(grid: int = 41, extent: float = 4.0) -> np.ndarray:
     """The values of a (or b) on a grid: ``grid`` points evenly spaced over [−extent, extent]."""
-    _check_positive("grid", grid, integer=True, minimum=1)
-    _check_positive("extent", extent)
+    check_int("grid", grid, 2)
+    check_number("extent", extent)
     return np.linspace(-extent, extent, grid)
 
 
 def landscape(gamma: float, scaling: str = "equation", *, grid: int = 41,
               extent: float = 4.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Eq. 11 over a grid of (a, b) (Figure 6): ``(a, b, L)`` with ``L[i, j] = L_SD(a[j], b[i])``."""
-    gamma = _check_gamma(gamma)
+    gamma = check_number("gamma", gamma, inclusive=True)
     _check_scaling(scaling)
     a = axis(grid, extent)
     big_a, big_b = np.meshgrid(a, a)
@@ -115,7 +102,7 @@ def loss_slope(d: np.ndarray | float, gamma: float, scaling: str = "equation") -
     At d = 0 the SD term has a kink; there the slope is the subgradient of smallest magnitude,
     ``min(0, γc − 1/2)``, i.e. the direction steepest descent takes.
     """
-    gamma = _check_gamma(gamma)
+    gamma = check_number("gamma", gamma, inclusive=True)
     _check_scaling(scaling)
     d = np.asarray(d, dtype=float)
     c = gamma * theory.SD_COEFFICIENT[scaling]
@@ -148,7 +135,7 @@ def gradient_flip(gamma: float, scaling: str = "equation", *, extent: float = 40
 
     Scans the slope for a change from negative to non-negative and refines the bracket with Brent's method.
     """
-    _check_positive("extent", extent)
+    check_number("extent", extent)
     d = np.linspace(-extent, extent, 2 * (points // 2) + 1)  # odd: d = 0 is on the grid
     s = loss_slope(d, gamma, scaling)
     hits = np.flatnonzero((s[:-1] < 0) & (s[1:] >= 0))
@@ -162,8 +149,8 @@ def gradient_flip(gamma: float, scaling: str = "equation", *, extent: float = 40
 
 def numeric_minimum(gamma: float, scaling: str = "equation", *, bound: float = 50.0) -> float:
     """The minimiser of Eq. 11 along d = a − b by a bounded scalar search (an independent check of d*)."""
-    gamma = _check_gamma(gamma)
-    _check_positive("bound", bound)
+    gamma = check_number("gamma", gamma, inclusive=True)
+    check_number("bound", bound)
     found = minimize_scalar(lambda t: float(theory.toy_sd_loss(t, 0.0, gamma, scaling=scaling)),
                             bounds=(-bound, bound), method="bounded", options={"xatol": 1e-10})
     return float(found.x)
@@ -255,12 +242,12 @@ def train_toy(gammas: Sequence[float], *, steps: int = 400, lr: float = 0.05, fe
     ``x`` is drawn once from N(0, I/k) with ``seed``. Every run starts at a₀ = b₀ (so the SD term starts at
     its kink) and takes ``steps`` plain SGD steps of size ``lr`` on ``losses.sd_loss``.
     """
-    gammas = [_check_gamma(g, "gammas") for g in gammas]
+    gammas = [check_number("gammas", g, inclusive=True) for g in gammas]
     if not gammas:
         raise ParameterError("gammas=[] is not allowed; give at least one γ ≥ 0")
-    _check_positive("steps", steps, integer=True)
-    _check_positive("lr", lr)
-    _check_positive("features", features, integer=True)
+    check_int("steps", steps, 1)
+    check_number("lr", lr)
+    check_int("features", features, 1)
     _check_scaling(scaling)
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(features, generator=gen, dtype=torch.float64) / math.sqrt(features)
@@ -403,7 +390,7 @@ def _changing(trace: Any) -> Any:
 def _slider_figure(kind: str, make: Callable[[float, str, bool], list[Any]], gammas: Sequence[float],
                    extent: float, active_gamma: float) -> go.Figure:
     """Traces for both scalings at every γ: a slider over frames picks γ, buttons pick the scaling shown."""
-    gammas = [_check_gamma(g, "gammas") for g in gammas]
+    gammas = [check_number("gammas", g, inclusive=True) for g in gammas]
     if not gammas:
         raise ParameterError("gammas=[] is not allowed; give at least one γ ≥ 0")
     active = int(np.argmin([abs(g - active_gamma) for g in gammas]))
@@ -541,7 +528,8 @@ def live_sliders(kind: str = "landscape", *, gamma: float = 0.5, scaling: str = 
     if kind not in builders:
         raise ParameterError(f"kind={kind!r} is not allowed; choose 'landscape' or 'field'")
     _check_scaling(scaling)
-    slider = widgets.FloatSlider(value=_check_gamma(gamma), min=0.0, max=gamma_max, step=0.01, description="γ",
+    gamma = check_number("gamma", gamma, inclusive=True)
+    slider = widgets.FloatSlider(value=gamma, min=0.0, max=gamma_max, step=0.01, description="γ",
                                  continuous_update=False, readout_format=".2f")
     toggle = widgets.ToggleButtons(options=[(SCALING_LABELS[s], s) for s in SCALINGS], value=scaling,
                                    description="SD term")

@@ -55,7 +55,7 @@ from .data import BatchOrder, TensorData, batch_tensors
 from .losses import SCALINGS, SDLoss
 from .metrics import verification_error
 from .plotting import in_book_build
-from .profiles import ParameterError
+from .profiles import ParameterError, check_number
 
 __all__ = [
     "Callback",
@@ -230,13 +230,6 @@ def deterministic_mode(seed: int | None = None, *, threads: int | None = None) -
 # ---------------------------------------------------------------------------------------------------
 # Checks
 # ---------------------------------------------------------------------------------------------------
-
-
-def _check_lr(lr: Any) -> float:
-    ok = isinstance(lr, (int, float)) and not isinstance(lr, bool) and 0 < float(lr) < math.inf
-    if not ok:
-        raise ParameterError(f"lr={lr!r} is not allowed; use a finite number > 0")
-    return float(lr)
 
 
 def _check_common(data: Any, order: Any, on_divergence: str, max_loss: Any) -> None:
@@ -430,7 +423,7 @@ def train(
     bar (never while the book is built: a static page cannot animate it). Divergence (a non-finite loss or
     one above ``max_loss``): see the module docstring.
     """
-    lr = _check_lr(lr)
+    lr = check_number("lr", lr)
     _check_common(data, order, on_divergence, max_loss)
     _trainable(model)
     setting = _setting(lr, gamma, scaling, loss_fn)
@@ -475,7 +468,7 @@ def train_lockstep(
     be measured along the way. Each model's own sequence of operations is the one it would have alone, so on
     a CPU M′ equals ``train(w₀, data, order.without(skip))`` bit for bit. Other arguments as in :func:`train`.
     """
-    lr = _check_lr(lr)
+    lr = check_number("lr", lr)
     _check_common(data, order, on_divergence, max_loss)
     skip = order._check_step("skip", skip)
     _trainable(model)

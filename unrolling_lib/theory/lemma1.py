@@ -36,7 +36,7 @@ from plotly.subplots import make_subplots
 from scipy.optimize import minimize
 
 from ..plotting import frames_slider
-from ..profiles import ParameterError
+from ..profiles import ParameterError, check_int, check_number
 
 __all__ = [
     "LEMMA1_DEFAULTS",
@@ -76,19 +76,6 @@ _CHUNK = 4_000_000  # grid points × centres evaluated at once
 
 
 # ----------------------------------------------------------------------------------------------- checks
-def _check_int(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < low:
-        raise ParameterError(f"{name}={value!r} is not allowed; use an int >= {low}")
-    return int(value)
-
-
-def _check_positive(name: str, value: Any) -> float:
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    if not ok or not math.isfinite(float(value)) or float(value) <= 0:
-        raise ParameterError(f"{name}={value!r} is not allowed; use a finite number > 0")
-    return float(value)
-
-
 def _check_dim(dim: Any) -> int:
     if dim not in (1, 2) or isinstance(dim, bool):
         raise ParameterError(f"dim={dim!r} is not allowed; choose 1 or 2 (the density is evaluated on a grid)")
@@ -101,7 +88,7 @@ def orderings(n: int, m: int) -> np.ndarray:
 
     Each epoch is a permutation of ``range(n)``; the rows enumerate all m-tuples of permutations.
     """
-    n, m = _check_int("n", n, 1), _check_int("m", m, 1)
+    n, m = check_int("n", n, 1), check_int("m", m, 1)
     count = math.factorial(n) ** m
     if count > _MAX_ORDERINGS:
         raise ParameterError(f"n={n}, m={m} give {count} orderings; keep (n!)^m <= {_MAX_ORDERINGS}")
@@ -132,7 +119,7 @@ def unique_retrained_orderings(orders: np.ndarray, x_star: int) -> tuple[np.ndar
 # ---------------------------------------------------------------------------------------------- model
 def regression_data(n: int, dim: int = 1, seed: int = 0, noise: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
     """``n`` points x ~ N(0, Id_dim) with y = xᵀw_true + noise·ε, w_true ~ N(0, Id); fixed by ``seed``."""
-    n, dim = _check_int("n", n, 1), _check_dim(dim)
+    n, dim = check_int("n", n, 1), _check_dim(dim)
     rng = np.random.default_rng([seed, n, dim])
     x = rng.normal(size=(n, dim))
     w_true = rng.normal(size=dim)
@@ -146,7 +133,7 @@ def sgd_final_weights(x: np.ndarray, y: np.ndarray, orders: np.ndarray, lr: floa
     All orderings advance together (one vectorised step per position). ``w0`` defaults to zeros.
     Returns shape (N, dim).
     """
-    lr = _check_positive("lr", lr)
+    lr = check_number("lr", lr)
     x, y, orders = np.asarray(x, np.float64), np.asarray(y, np.float64), np.asarray(orders)
     w = np.zeros((len(orders), x.shape[1])) if w0 is None else np.tile(np.asarray(w0, np.float64), (len(orders), 1))
     for s in range(orders.shape[1]):
@@ -162,7 +149,7 @@ def unlearning_update(x: np.ndarray, y: np.ndarray, x_star: int, lr: float, m: i
     It depends on w₀ and on how often x* was visited (m), not on the ordering: the kind of update
     Corollary 1 allows.
     """
-    lr, m = _check_positive("lr", lr), _check_int("m", m, 1)
+    lr, m = check_number("lr", lr), check_int("m", m, 1)
     x = np.asarray(x, np.float64)
     w0 = np.zeros(x.shape[1]) if w0 is None else np.asarray(w0, np.float64)
     return lr * m * (float(w0 @ x[x_star]) - float(y[x_star])) * x[x_star]
@@ -174,8 +161,8 @@ def gaussian_lipschitz(scale: float, dim: int) -> float:
 
     ‖∇φ(w)‖ = (r/s²)·φ(w) with r = ‖w‖; r·e^{−r²/2s²} peaks at r = s.
     """
-    scale = _check_positive("scale", scale)
-    dim = _check_int("dim", dim, 1)
+    scale = check_number("scale", scale)
+    dim = check_int("dim", dim, 1)
     return (2 * math.pi) ** (-dim / 2) * scale ** (-dim - 1) * math.exp(-0.5)
 
 
@@ -249,7 +236,7 @@ def sup_abs_difference(centers_a: np.ndarray, centers_b: np.ndarray, scale: floa
     Grid over the centres' bounding box ± 6s (spacing s/16 in 1-D, s/6 in 2-D, at most 20,001 and 301²
     points), then Nelder–Mead refinements from the five best grid points; the largest value found is returned.
     """
-    scale = _check_positive("scale", scale)
+    scale = check_number("scale", scale)
     lo, hi = _box([centers_a, centers_b], scale, 6.0)
     _, pts = _grid(lo, hi, scale)
     diff = _mixture_diff(centers_a, centers_b, scale, weights_a, weights_b)
@@ -317,7 +304,7 @@ def lemma1_case(n: int, m: int, *, dim: int = 1, lr: float = 0.2, x_star: int = 
     orderings of D′ themselves); the two agree by construction and the counts say each I′ has n^m
     preimages I.
     """
-    n, m, dim = _check_int("n", n, 2), _check_int("m", m, 1), _check_dim(dim)
+    n, m, dim = check_int("n", n, 2), check_int("m", m, 1), _check_dim(dim)
     if not (isinstance(x_star, (int, np.integer)) and 0 <= x_star < n):
         raise ParameterError(f"x_star={x_star!r} is not allowed; use an index in [0, {n - 1}]")
     x, y = regression_data(n, dim, seed)
@@ -387,7 +374,7 @@ def lemma1_table(ns: Sequence[int], epochs: Sequence[int], noise_scales: Sequenc
     """
     if not ns or not epochs or not noise_scales:
         raise ParameterError("ns, epochs and noise_scales must each hold at least one value")
-    scales = [_check_positive("noise_scales", s) for s in noise_scales]
+    scales = [check_number("noise_scales", s) for s in noise_scales]
     rows = []
     for n in ns:
         for m in epochs:
@@ -428,7 +415,7 @@ def lemma1_density_figure(case: Lemma1Case, noise_scales: Sequence[float], point
     """P, P′ and P″ (1-D) with |P − P′|, a slider over the noise scale s (precomputed frames)."""
     if case.dim != 1:
         raise ParameterError(f"dim={case.dim} is not allowed here; the density plot is for dim=1")
-    scales = [_check_positive("noise_scales", s) for s in noise_scales]
+    scales = [check_number("noise_scales", s) for s in noise_scales]
     frames, labels = [], []
     for s in scales:
         lo, hi = _box([case.w_full, case.unique_retrained, case.w_unlearned], s, 4.0)
