@@ -132,3 +132,19 @@ def test_smooth_cnn_is_small_cnn_with_smooth_pieces():
     smooth = smooth.double()
     # smooth everywhere: second derivatives exist and pass a numerical check
     assert torch.autograd.gradgradcheck(lambda inp: smooth(inp).sum(1), (x,))
+
+
+def test_module_mode_restores_every_submodule_flag():
+    from unrolling_lib.models import SmallCNN, module_mode
+
+    model = SmallCNN(batch_norm=True)
+    model.train()
+    model.bn1.eval()  # a mixed state must come back exactly
+    before = [m.training for m in model.modules()]
+    with module_mode(model, train=False):
+        assert not any(m.training for m in model.modules())
+    assert [m.training for m in model.modules()] == before
+    with pytest.raises(RuntimeError), module_mode(model, train=None):
+        model.eval()
+        raise RuntimeError("inside")
+    assert [m.training for m in model.modules()] == before

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from .hessian import EigenResult, HVPOperator, eval_mode, top_eigenvalue
+from .models import module_mode
 from .profiles import ParameterError
 
 __all__ = ["BENCHES", "run_bench"]
@@ -84,10 +85,10 @@ def _time_pyhessian(model: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: to
         count[0] += 1
         return original(*args, **kwargs)
 
-    flags = [(m, m.training) for m in model.modules()]
     module.hessian_vector_product = counting
     try:
-        with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        with module_mode(model, train=None), torch.random.fork_rng(devices=[]), \
+                warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.manual_seed(seed)
             start = time.perf_counter()
@@ -96,8 +97,6 @@ def _time_pyhessian(model: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: to
     finally:
         module.hessian_vector_product = original
         model.zero_grad(set_to_none=True)  # PyHessian leaves graph-carrying .grad fields behind
-        for m, flag in flags:
-            m.training = flag
     return seconds, count[0], float(values[0])
 
 

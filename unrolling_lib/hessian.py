@@ -43,6 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .models import module_mode
 from .profiles import ParameterError
 
 __all__ = ["EigenResult", "HVPOperator", "eval_mode", "hvp", "sigma", "top_eigenvalue"]
@@ -74,13 +75,8 @@ class EigenResult:
 @contextmanager
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     """Put ``model`` in eval mode; restore every submodule's own train/eval flag on exit."""
-    flags = [(m, m.training) for m in model.modules()]
-    try:
-        model.eval()
+    with module_mode(model, train=False):
         yield model
-    finally:
-        for m, flag in flags:
-            m.training = flag
 
 
 def _trainable(model: nn.Module) -> list[nn.Parameter]:

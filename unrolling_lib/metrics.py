@@ -23,6 +23,7 @@ import torch
 from scipy import stats
 from torch import nn
 
+from .models import module_mode
 from .profiles import ParameterError, check_int, check_number
 
 __all__ = [
@@ -141,18 +142,13 @@ def accuracy(model: nn.Module, data: Any, *, batch_size: int = 1024) -> float:
         raise ParameterError(f"batch_size={batch_size!r} is not allowed; use an int >= 1")
     first = next(model.parameters(), None)
     device = first.device if first is not None else torch.device("cpu")
-    flags = [(m, m.training) for m in model.modules()]
     correct = total = 0
-    try:
-        model.eval()
+    with module_mode(model, train=False):
         for x, y in _batches(data):
             for start in range(0, len(y), batch_size):
                 xb, yb = x[start:start + batch_size].to(device), y[start:start + batch_size].to(device)
                 correct += int((model(xb).argmax(dim=1) == yb).sum())
                 total += int(yb.numel())
-    finally:
-        for m, flag in flags:
-            m.training = flag
     if total == 0:
         raise ParameterError("data must hold at least one sample")
     return correct / total

@@ -14,7 +14,8 @@ works through every model. :func:`build_model` picks one by name.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -34,6 +35,7 @@ __all__ = [
     "VGG",
     "VGG19_CFG",
     "build_model",
+    "module_mode",
     "num_parameters",
     "resnet18",
     "vgg19",
@@ -261,6 +263,20 @@ def build_model(name: str, num_classes: int = 10, *, seed: int | None = None, **
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return factory(num_classes=num_classes, **kwargs)
+
+
+@contextmanager
+def module_mode(model: nn.Module, *, train: bool | None) -> Iterator[nn.Module]:
+    """``model`` in train (``train=True``) or eval mode (``False``), or as it is (``None``: code inside may
+    change it); every submodule's own flag is restored on exit."""
+    flags = [(m, m.training) for m in model.modules()]
+    try:
+        if train is not None:
+            model.train(train)
+        yield model
+    finally:
+        for m, flag in flags:
+            m.training = flag
 
 
 def num_parameters(model: nn.Module, trainable_only: bool = True) -> int:

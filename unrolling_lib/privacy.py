@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .models import module_mode
 from .profiles import ParameterError
 
 __all__ = ["LOG_FLOOR", "modified_entropy", "privacy_risk_score", "softmax_probs", "split_in_half"]
@@ -164,14 +165,9 @@ def softmax_probs(model: nn.Module, inputs: torch.Tensor, *, batch_size: int = 1
         raise ParameterError(f"batch_size={batch_size!r} is not allowed; use an int >= 1")
     first = next(model.parameters(), None)
     device = first.device if first is not None else inputs.device
-    flags = [(m, m.training) for m in model.modules()]
-    try:
-        model.eval()
+    with module_mode(model, train=False):
         out = [torch.softmax(model(inputs[i:i + batch_size].to(device)).double(), dim=1).cpu()
                for i in range(0, len(inputs), batch_size)]
-    finally:
-        for m, flag in flags:
-            m.training = flag
     return torch.cat(out).numpy() if out else np.zeros((0, 0))
 
 

@@ -41,7 +41,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +54,7 @@ from tqdm import tqdm
 from .data import BatchOrder, TensorData, batch_tensors
 from .losses import SCALINGS, SDLoss
 from .metrics import verification_error
+from .models import module_mode
 from .plotting import in_book_build
 from .profiles import ParameterError, check_number
 
@@ -309,14 +310,10 @@ def _as_callbacks(callbacks: Sequence[Any] | Any | None) -> list[Any]:
 @contextmanager
 def _train_mode(models: Sequence[nn.Module]) -> Iterator[None]:
     """Models in train mode (BatchNorm on batch statistics); each submodule's own flag restored after."""
-    flags = [(m, m.training) for model in models for m in model.modules()]
-    try:
+    with ExitStack() as stack:
         for model in models:
-            model.train()
+            stack.enter_context(module_mode(model, train=True))
         yield
-    finally:
-        for m, flag in flags:
-            m.training = flag
 
 
 def _diverged(value: float, max_loss: float | None) -> bool:
