@@ -60,3 +60,15 @@ def test_verification_figures_plot_every_gamma_and_quantity():
     comp = components_figure(df)
     assert len(comp.data) == 2 * 4  # one line per γ in each of the four panels
     assert sum(t.showlegend for t in comp.data) == 2
+
+
+def test_live_figure_redraws_on_every_control_change():
+    import ipywidgets as widgets
+
+    from unrolling_lib.plotting import live_figure
+
+    slider = widgets.IntSlider(value=2, min=0, max=5)
+    box = live_figure([slider], lambda: go.Figure(go.Scatter(y=[slider.value] * 3)))
+    assert list(box.figure.data[0].y) == [2, 2, 2]
+    slider.value = 4
+    assert list(box.figure.data[0].y) == [4, 4, 4]

@@ -9,6 +9,7 @@ In a live Jupyter, VS Code or Colab session nothing is changed: plotly's own def
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import plotly.graph_objects as go
@@ -113,3 +114,30 @@ def components_figure(df: Any, columns: tuple[str, ...] = ("e", "v", "weight_cha
             fig.update_xaxes(title_text="t", row=row + 1, col=col + 1)
     fig.update_layout(template="plotly_white", height=300 * nrows + 80, margin={"t": 60})
     return fig
+
+
+def live_figure(controls: list[Any], draw: Callable[[], go.Figure]) -> Any:
+    """ipywidgets for a live kernel: ``controls`` above the figure ``draw()`` returns, redrawn on every change.
+
+    The returned box keeps the last figure in ``box.figure`` (for tests). Without a kernel nothing is
+    displayed; the static book uses plotly sliders over precomputed frames instead (:func:`frames_slider`).
+    """
+    import ipywidgets as widgets
+    from IPython import get_ipython
+    from IPython.display import display
+
+    out = widgets.Output()
+    box = widgets.VBox([widgets.HBox(controls), out])
+
+    def redraw(*_: Any) -> None:
+        box.figure = draw()
+        if get_ipython() is None:  # no kernel (e.g. a test): nothing to draw into
+            return
+        with out:
+            out.clear_output(wait=True)
+            display(box.figure)
+
+    for control in controls:
+        control.observe(redraw, names="value")
+    redraw()
+    return box

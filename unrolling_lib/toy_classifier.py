@@ -31,7 +31,7 @@ from scipy.optimize import brentq, minimize, minimize_scalar
 from scipy.special import expit
 
 from . import losses, theory
-from .plotting import frames_slider
+from .plotting import frames_slider, live_figure
 from .profiles import ParameterError, check_int, check_number
 
 __all__ = [
@@ -520,8 +520,6 @@ def live_sliders(kind: str = "landscape", *, gamma: float = 0.5, scaling: str = 
     the static book uses ``landscape_slider`` / ``field_slider`` instead.
     """
     import ipywidgets as widgets
-    from IPython import get_ipython
-    from IPython.display import display
 
     builders = {"landscape": lambda g, s: landscape_figure(g, s, grid=grid, extent=extent),
                 "field": lambda g, s: field_figure(g, s, arrows=arrows, extent=extent)}
@@ -533,21 +531,7 @@ def live_sliders(kind: str = "landscape", *, gamma: float = 0.5, scaling: str = 
                                  continuous_update=False, readout_format=".2f")
     toggle = widgets.ToggleButtons(options=[(SCALING_LABELS[s], s) for s in SCALINGS], value=scaling,
                                    description="SD term")
-    out = widgets.Output()
-    box = widgets.VBox([widgets.HBox([slider, toggle]), out])
-
-    def redraw(*_: Any) -> None:
-        box.figure = builders[kind](slider.value, toggle.value)
-        if get_ipython() is None:  # no kernel (e.g. a test): nothing to draw into
-            return
-        with out:
-            out.clear_output(wait=True)
-            display(box.figure)
-
-    slider.observe(redraw, names="value")
-    toggle.observe(redraw, names="value")
-    redraw()
-    return box
+    return live_figure([slider, toggle], lambda: builders[kind](slider.value, toggle.value))
 
 
 def minimum_check(gammas: Sequence[float] = (0.1, 0.5, 0.9, 1.0, 1.2, 1.5, 2.0)) -> pd.DataFrame:

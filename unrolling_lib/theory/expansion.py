@@ -54,7 +54,7 @@ from ..hessian import sigma as sigma_of
 from ..hessian import top_eigenvalue
 from ..metrics import unlearning_error
 from ..models import build_model
-from ..plotting import frames_slider
+from ..plotting import frames_slider, live_figure
 from ..profiles import ParameterError
 from ..training import cpu_threads
 
@@ -731,30 +731,19 @@ def live_explorer(problem: ExpansionProblem, sigmas: pd.DataFrame, *, lr: float 
     term and its bounds as a bar chart. The box keeps the last figure in ``box.figure`` (for tests).
     """
     import ipywidgets as widgets
-    from IPython import get_ipython
-    from IPython.display import display
 
     eta = widgets.FloatLogSlider(value=lr, base=10, min=-4, max=0, step=0.1, description="η",
                                  continuous_update=False, readout_format=".1e")
     steps = widgets.IntSlider(value=problem.steps, min=2, max=problem.steps, description="t", continuous_update=False)
-    out = widgets.Output()
-    box = widgets.VBox([widgets.HBox([eta, steps]), out])
     cols = ["displacement", "first_order_error", "second_order_error", "eta2_term", "eq8_rigorous", "eq8",
             "eq8_consistent", "eq9"]
 
-    def redraw(*_: Any) -> None:
+    def draw() -> go.Figure:
         sub = ExpansionProblem(problem.model, problem.w0, problem.batches[:steps.value], problem.loss_fn, problem.name)
         row = expansion_table(sub, [eta.value], sigmas).iloc[-1]
-        box.figure = go.Figure(go.Bar(x=cols, y=[row[c] for c in cols]))
-        box.figure.update_layout(yaxis={"type": "log", "title": "norm"},
-                                 title=f"{problem.name}: η = {eta.value:.2e}, t = {steps.value}")
-        if get_ipython() is None:
-            return
-        with out:
-            out.clear_output(wait=True)
-            display(box.figure)
+        fig = go.Figure(go.Bar(x=cols, y=[row[c] for c in cols]))
+        fig.update_layout(yaxis={"type": "log", "title": "norm"},
+                          title=f"{problem.name}: η = {eta.value:.2e}, t = {steps.value}")
+        return fig
 
-    eta.observe(redraw, names="value")
-    steps.observe(redraw, names="value")
-    redraw()
-    return box
+    return live_figure([eta, steps], draw)
