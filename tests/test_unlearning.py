@@ -123,3 +123,22 @@ def test_bad_arguments() -> None:
         single_gradient_unlearn(w0, torch.zeros(2), MSE, x, y, lr=0.1)
     with pytest.raises(ValueError, match="lacks trainable"):
         single_gradient_unlearn(w0, {"weight": torch.zeros(1, 5)}, MSE, x, y, lr=0.1)
+
+
+def test_initial_weights_given_three_ways_give_the_same_result():
+    """w₀ as a module, a state dict or a flat tensor: only its trainable weights count (model_t's buffers stay)."""
+    from unrolling_lib.models import SmallCNN
+
+    torch.manual_seed(0)
+    w0 = SmallCNN(batch_norm=True).double()
+    model_t = copy.deepcopy(w0)
+    with torch.no_grad():
+        for p in model_t.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+        model_t.bn1.running_mean.add_(1.0)  # buffers differ between the two models
+    x, y = torch.randn(8, 1, 8, 8, dtype=torch.float64), torch.randint(0, 10, (8,))
+    loss = torch.nn.functional.cross_entropy
+    results = [single_gradient_unlearn(model_t, w, loss, x, y, lr=0.1, train_mode=False)
+               for w in (w0, w0.state_dict(), flat_params(w0))]
+    assert verification_error(results[0], results[1]) == 0.0 and verification_error(results[0], results[2]) == 0.0
+    assert torch.equal(results[0].bn1.running_mean, model_t.bn1.running_mean)

@@ -40,9 +40,10 @@ def _trainable(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
 
 
 def _with_weights(model_t: nn.Module, weights: InitialWeights) -> nn.Module:
-    """A copy of ``model_t`` (architecture, buffers) carrying the trainable weights ``weights``."""
+    """A copy of ``model_t`` (architecture, buffers) carrying the trainable weights ``weights``, however they
+    are given (a module's trainable parameters count, its buffers do not)."""
     if isinstance(weights, nn.Module):
-        return copy.deepcopy(weights)
+        weights = {name: p.detach() for name, p in weights.named_parameters()}
     model = copy.deepcopy(model_t)
     params = _trainable(model)
     with torch.no_grad():
