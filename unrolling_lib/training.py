@@ -423,17 +423,29 @@ def train(
     lr = check_number("lr", lr)
     _check_common(data, order, on_divergence, max_loss)
     _trainable(model)
+    losses, done, message, seconds = _train_models(
+        [model], [None], data, order, lr=lr, gamma=gamma, scaling=scaling, loss_fn=loss_fn, callbacks=callbacks,
+        device=device, progress=progress, deterministic=deterministic, seed=seed, max_loss=max_loss, desc=desc)
+    result = TrainResult(model=model, losses=losses[0], steps=done, diverged=message is not None, message=message,
+                         seconds=seconds)
+    return _finish(result, message, on_divergence)
+
+
+def _train_models(models: list[nn.Module], skips: list[int | None], data: Any, order: BatchOrder, *, lr: float,
+                  gamma: float, scaling: str, loss_fn: LossFn | None, callbacks: Any, device: Any, progress: bool,
+                  deterministic: bool, seed: int | None, max_loss: float | None,
+                  desc: str) -> tuple[list[np.ndarray], int, str | None, float]:
+    """What :func:`train` and :func:`train_lockstep` share: the loss, the callbacks, the deterministic mode and
+    the loop itself. Returns each model's losses, the steps done, the divergence message and the seconds."""
     setting = _setting(lr, gamma, scaling, loss_fn)
     loss_fn = loss_fn if loss_fn is not None else make_loss(gamma, scaling)
-    cbs = _as_callbacks(callbacks)
     start = time.perf_counter()
     with deterministic_mode(seed) if deterministic else nullcontext():
-        losses, done, message = _run([model], [None], data, order, lr=lr, loss_fn=loss_fn, setting=setting,
-                                     callbacks=cbs, device=_device_of(model, device), progress=progress,
-                                     max_loss=max_loss, desc=desc)
-    result = TrainResult(model=model, losses=np.asarray(losses[0], dtype=np.float64), steps=done,
-                         diverged=message is not None, message=message, seconds=time.perf_counter() - start)
-    return _finish(result, message, on_divergence)
+        losses, done, message = _run(models, skips, data, order, lr=lr, loss_fn=loss_fn, setting=setting,
+                                     callbacks=_as_callbacks(callbacks), device=_device_of(models[0], device),
+                                     progress=progress, max_loss=max_loss, desc=desc)
+    arrays = [np.asarray(loss, dtype=np.float64) for loss in losses]
+    return arrays, done, message, time.perf_counter() - start
 
 
 def train_lockstep(
@@ -473,18 +485,13 @@ def train_lockstep(
         retrained = copy.deepcopy(model)
     elif retrained is model:
         raise ParameterError("retrained must be a separate model holding w₀, not the model itself")
-    setting = _setting(lr, gamma, scaling, loss_fn)
-    loss_fn = loss_fn if loss_fn is not None else make_loss(gamma, scaling)
-    cbs = _as_callbacks(callbacks)
-    start = time.perf_counter()
-    with deterministic_mode(seed) if deterministic else nullcontext():
-        losses, done, message = _run([model, retrained], [None, skip], data, order, lr=lr, loss_fn=loss_fn,
-                                     setting=setting, callbacks=cbs, device=_device_of(model, device),
-                                     progress=progress, max_loss=max_loss, desc=desc)
-    result = LockstepResult(model=model, retrained=retrained, skip=skip,
-                            losses=np.asarray(losses[0], dtype=np.float64),
-                            retrained_losses=np.asarray(losses[1], dtype=np.float64), steps=done,
-                            diverged=message is not None, message=message, seconds=time.perf_counter() - start)
+    losses, done, message, seconds = _train_models(
+        [model, retrained], [None, skip], data, order, lr=lr, gamma=gamma, scaling=scaling, loss_fn=loss_fn,
+        callbacks=callbacks, device=device, progress=progress, deterministic=deterministic, seed=seed,
+        max_loss=max_loss, desc=desc)
+    result = LockstepResult(model=model, retrained=retrained, skip=skip, losses=losses[0],
+                            retrained_losses=losses[1], steps=done, diverged=message is not None, message=message,
+                            seconds=seconds)
     return _finish(result, message, on_divergence)
 
 
