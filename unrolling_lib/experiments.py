@@ -53,42 +53,29 @@ __all__ = ["SENSITIVITY_BLOCKS", "VERIFICATION_COLUMNS", "VERIFICATION_DEFAULTS"
 
 VERIFICATION_COLUMNS = ("gamma", "t", "e", "v", "weight_change", "sigma_avg", "accuracy", "noise_floor")
 
-VERIFICATION_DEFAULTS: dict[str, dict[str, Any]] = {
-    # Digits and the small CNN on a CPU: seconds for the four γ values. Pre-training and fine-tuning follow
-    # the released code's settings (batches of 128 at lr 0.1, then batches of 32 at lr 0.01).
-    "quick": {
-        "dataset": "digits", "model": "small_cnn", "gammas": [0.0, 5.0, 10.0, 20.0], "scaling": "code",
-        "pretrain_steps": 200, "pretrain_batch_size": 128, "pretrain_lr": 0.1,
-        "finetune_steps": 400, "batch_size": 32, "lr": 0.01,
-        "sigma_every": 50, "verify_every": 25, "hessian_batch_size": 32, "sigma_mode": "spectral",
-        "unlearn_step": 0, "unlearn_batch": None, "exclude_unlearned": False, "unlearn_at": "initial",
-        "noise_floor": True,
-        "train_subset": None, "test_subset": None, "threads": 1,
-    },
-    # CIFAR-10 and ResNet-18 on one GPU (a T4: about 4 minutes per γ), with far fewer steps than the paper.
-    "colab": {
-        "dataset": "cifar10", "model": "resnet18", "gammas": [0.0, 5.0, 10.0, 20.0], "scaling": "code",
-        "pretrain_steps": 780, "pretrain_batch_size": 128, "pretrain_lr": 0.1,
-        "finetune_steps": 1000, "batch_size": 32, "lr": 0.01,
-        "sigma_every": 200, "verify_every": 100, "hessian_batch_size": 512, "sigma_mode": "spectral",
-        "unlearn_step": 0, "unlearn_batch": None, "exclude_unlearned": False, "unlearn_at": "initial",
-        "noise_floor": True,
-        "train_subset": None, "test_subset": 2000, "threads": None,
-    },
-    # The paper's setting (§8.1, §8.3) as its released code ran it: pre-training 20 epochs in batches of 128
-    # at lr 0.1, fine-tuning 5 epochs in batches of 32 at lr 0.01, σ on a fixed batch of 512 every 200 steps,
-    # the CIFAR-10 γ grid, x̂₁ = the 115th block of 32 training images (batch index 114). Hours per γ.
-    "paper": {
-        "dataset": "cifar10", "model": "resnet18", "gammas": [0.0, 1.0, 5.0, 10.0, 15.0, 20.0],
-        "scaling": "code",
-        "pretrain_steps": 7800, "pretrain_batch_size": 128, "pretrain_lr": 0.1,
-        "finetune_steps": 7810, "batch_size": 32, "lr": 0.01,
-        "sigma_every": 200, "verify_every": 100, "hessian_batch_size": 512, "sigma_mode": "spectral",
-        "unlearn_step": 0, "unlearn_batch": 114, "exclude_unlearned": False, "unlearn_at": "initial",
-        "noise_floor": True,
-        "train_subset": None, "test_subset": None, "threads": None,
-    },
+# Digits and the small CNN on a CPU: seconds for the four γ values. Pre-training and fine-tuning follow the
+# released code's settings (batches of 128 at lr 0.1, then batches of 32 at lr 0.01).
+_QUICK: dict[str, Any] = {
+    "dataset": "digits", "model": "small_cnn", "gammas": [0.0, 5.0, 10.0, 20.0], "scaling": "code",
+    "pretrain_steps": 200, "pretrain_batch_size": 128, "pretrain_lr": 0.1,
+    "finetune_steps": 400, "batch_size": 32, "lr": 0.01,
+    "sigma_every": 50, "verify_every": 25, "hessian_batch_size": 32, "sigma_mode": "spectral",
+    "unlearn_step": 0, "unlearn_batch": None, "exclude_unlearned": False, "unlearn_at": "initial",
+    "noise_floor": True, "train_subset": None, "test_subset": None, "threads": 1,
 }
+# CIFAR-10 and ResNet-18 on one GPU (a T4: about 4 minutes per γ), with far fewer steps than the paper.
+_COLAB: dict[str, Any] = {
+    **_QUICK, "dataset": "cifar10", "model": "resnet18", "pretrain_steps": 780, "finetune_steps": 1000,
+    "sigma_every": 200, "verify_every": 100, "hessian_batch_size": 512, "test_subset": 2000, "threads": None,
+}
+# The paper's setting (§8.1, §8.3) as its released code ran it: pre-training 20 epochs in batches of 128
+# at lr 0.1, fine-tuning 5 epochs in batches of 32 at lr 0.01, σ on a fixed batch of 512 every 200 steps,
+# the CIFAR-10 γ grid, x̂₁ = the 115th block of 32 training images (batch index 114). Hours per γ.
+_PAPER: dict[str, Any] = {
+    **_COLAB, "gammas": [0.0, 1.0, 5.0, 10.0, 15.0, 20.0], "pretrain_steps": 7800, "finetune_steps": 7810,
+    "unlearn_batch": 114, "test_subset": None,
+}
+VERIFICATION_DEFAULTS: dict[str, dict[str, Any]] = {"quick": _QUICK, "colab": _COLAB, "paper": _PAPER}
 
 # Forgotten batches for :func:`unlearned_batch_sensitivity`, evenly spread over the training blocks (the
 # released code's block 114 included where the data has it).
