@@ -90,3 +90,16 @@ def test_symmetry_figure_has_both_panels() -> None:
     assert len(fig.data) == 3
     with pytest.raises(ParameterError, match="alphas"):
         sym.default_alphas(1)
+
+
+def test_permute_all_hidden_moves_every_unit_of_every_layer() -> None:
+    torch.manual_seed(0)
+    model = MLP(64, hidden=(6, 5), num_classes=3).double()
+    permuted = sym.permute_all_hidden(model, seed=3)
+    x = torch.randn(7, 64, dtype=torch.float64)
+    assert torch.allclose(model(x), permuted(x), atol=1e-12)
+    # a derangement in each hidden layer: every row of both hidden weight matrices has moved
+    for a, b in zip(list(model.parameters())[:4:2], list(permuted.parameters())[:4:2], strict=True):
+        assert all(not torch.equal(a[i], b[i]) for i in range(a.shape[0]))
+    explicit = sym.permute_hidden(model, [sym.random_permutation(6, 3), sym.random_permutation(5, 4)])
+    assert verification_error(explicit, permuted) == 0.0

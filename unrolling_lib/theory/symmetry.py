@@ -43,6 +43,7 @@ __all__ = [
     "interpolation_table",
     "output_difference",
     "permutation_check",
+    "permute_all_hidden",
     "permute_hidden",
     "random_permutation",
     "symmetry_figure",
@@ -166,15 +167,19 @@ def output_difference(a: nn.Module, b: nn.Module, x: torch.Tensor) -> tuple[floa
     return float(diff.max()), float(diff.mean())
 
 
+def permute_all_hidden(model: nn.Module, *, seed: int = 0) -> nn.Module:
+    """A copy of ``model`` with every hidden layer's units permuted (layer i by ``random_permutation``, seed + i)."""
+    linears = _linears(model)
+    return permute_hidden(model, [random_permutation(lin.out_features, seed + i) for i, lin in enumerate(linears[:-1])])
+
+
 def permutation_check(pair: NearbyModels, *, seed: int = 0) -> pd.DataFrame:
     """Permute every hidden layer of M: its outputs, its weights, compared with M′ (the honest retrain).
 
     One row per comparison (M vs π(M), M vs M′): largest and mean output difference over the training data,
     and the verification error ‖w − w′‖₂.
     """
-    linears = _linears(pair.model)
-    perms = [random_permutation(lin.out_features, seed + i) for i, lin in enumerate(linears[:-1])]
-    permuted = permute_hidden(pair.model, perms)
+    permuted = permute_all_hidden(pair.model, seed=seed)
     rows = []
     for name, other in (("permuted hidden units π(M)", permuted), ("retrained without one batch M′", pair.retrained)):
         out_max, out_mean = output_difference(pair.model, other, pair.data.x)
