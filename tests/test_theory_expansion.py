@@ -178,3 +178,15 @@ def test_figures_carry_their_frames_and_ranges() -> None:
     assert len(unl.data) == 4
     box = ex.live_explorer(problem, sig, lr=0.01)  # no kernel here: the figure is still built
     assert len(box.figure.data[0].x) == 8
+
+
+def test_eq8_ratio_growth_is_the_power_of_eta_by_hand():
+    import pandas as pd
+
+    from unrolling_lib.theory.expansion import eq8_ratio_growth
+
+    lr = np.array([1e-3, 1e-2, 1e-1])
+    rows = [{"model": m, "t": 5, "lr": e, "eq8": 2.0 * e ** (2 + p), "eta2_term": 3.0 * e**2}
+            for m, p in (("short_by_eta", 1), ("right_order", 0)) for e in lr]
+    growth = eq8_ratio_growth(pd.DataFrame(rows), 5)
+    assert growth["short_by_eta"] == pytest.approx(1.0) and growth["right_order"] == pytest.approx(0.0, abs=1e-12)

@@ -59,6 +59,7 @@ from ..profiles import ParameterError
 from ..training import cpu_threads
 
 __all__ = [
+    "eq8_ratio_growth",
     "EXPANSION_DEFAULTS",
     "ExpansionProblem",
     "ExpansionStudy",
@@ -412,6 +413,14 @@ def fit_slopes(table: pd.DataFrame, columns: Sequence[str] = ("first_order_error
             row["next_order_ratio"] = float((g["second_order_error"] / g["first_order_error"]).max())
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def eq8_ratio_growth(table: pd.DataFrame, t: int) -> pd.Series:
+    """Per model, the log-log slope in η of (printed Eq. 8) / ‖η² c_t‖ at step ``t``: about 1 when the printed
+    bound is short of a factor η (it then fails as η → 0), about 0 for a bound of the right order."""
+    ratio = table.assign(eq8_ratio_error=table["eq8"] / table["eta2_term"])
+    slopes = fit_slopes(ratio, ("eq8_ratio_error",))
+    return slopes[slopes["t"] == t].set_index("model")["eq8_ratio_slope"]
 
 
 # ------------------------------------------------------------------------------------- counting terms
