@@ -78,6 +78,22 @@ def test_protocol_recomputed_by_hand():
     assert last["sigma_avg"] == pytest.approx(sigma_avg, rel=1e-12)
     assert last["e"] == pytest.approx(lr**2 * change / 30 * sigma_avg * (30 * 30 - 30) / 2, rel=1e-5)
     assert df["noise_floor"].eq(0.0).all()
+    # σ at w₀, independently: the dense Hessian of the SD loss on the fixed Hessian batch, then eigvalsh.
+    picked = np.sort(np.random.default_rng([0x4E55, 0]).choice(len(data), 32, replace=False))
+    hx, hy = batch_tensors(data, picked)
+    dense = w0.double()
+    names_shapes = [(n, p.shape, p.numel()) for n, p in dense.named_parameters()]
+
+    def loss_of(flat_w):
+        params, offset = {}, 0
+        for name, shape, size in names_shapes:
+            params[name] = flat_w[offset:offset + size].view(shape)
+            offset += size
+        return sd_loss(torch.func.functional_call(dense, params, (hx.double(),)), hy, gamma)
+
+    hessian = torch.autograd.functional.hessian(loss_of, flat(dense), vectorize=True)
+    exact = float(torch.linalg.eigvalsh(hessian).abs().max())
+    assert sigmas.loc[sigmas["t"] == 0, "sigma"].item() == pytest.approx(exact, rel=1e-3)
 
 
 def test_after_one_step_unlearning_is_exact_and_e_is_zero():
