@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 HTML   := _build/html/index.html
-SOURCES := $(wildcard book/*.ipynb book/*.md book/*.bib book/_static/*.css unrolling_lib/*.py unrolling_lib/*/*.py) _config.yml _toc.yml Makefile
+SOURCES := $(wildcard book/*.ipynb book/*.md book/*.bib book/_static/*.css unrolling_lib/*.py unrolling_lib/*/*.py unrolling_lib/*/*/*.py) _config.yml _toc.yml Makefile
 
 .DELETE_ON_ERROR:
 .PHONY: book test lint venv clean

@@ -2,7 +2,7 @@
 
 import pytest
 
-from unrolling_lib.training import cpu_threads
+from unrolling_lib.training.runtime import cpu_threads
 
 
 @pytest.fixture(autouse=True)

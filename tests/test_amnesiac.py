@@ -12,9 +12,9 @@ import torch.nn.functional as F
 from unrolling_lib.data import BatchOrder, batch_tensors, load_digits_dataset
 from unrolling_lib.metrics import verification_error
 from unrolling_lib.models import build_model
-from unrolling_lib.profiles import ParameterError
 from unrolling_lib.training import train
 from unrolling_lib.unlearning import UpdateRecorder, amnesiac_unlearn
+from unrolling_lib.validation import ParameterError
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from urllib.parse import urljoin, urlparse
 
 import pytest
 
-from unrolling_lib import book
+from unrolling_lib.book import chapters as book
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"

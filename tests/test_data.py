@@ -28,7 +28,7 @@ from unrolling_lib.data import (
     load_digits_dataset,
     synthetic_cifar,
 )
-from unrolling_lib.profiles import ParameterError
+from unrolling_lib.validation import ParameterError
 
 # ---------------------------------------------------------------------------------------------------
 # digits and synthetic data

@@ -11,11 +11,11 @@ from unrolling_lib.models import (
     LinearHead,
     SmallCNN,
     build_model,
-    num_parameters,
     resnet18,
     vgg19,
 )
-from unrolling_lib.profiles import ParameterError
+from unrolling_lib.params import module_mode, num_parameters
+from unrolling_lib.validation import ParameterError
 
 
 def conv(cin: int, cout: int, k: int, bias: bool) -> int:
@@ -123,7 +123,7 @@ def test_build_model_by_name_and_seed() -> None:
 
 
 def test_smooth_cnn_is_small_cnn_with_smooth_pieces():
-    from unrolling_lib.models import SmallCNN, SmoothCNN, build_model, num_parameters
+    from unrolling_lib.models import SmallCNN, SmoothCNN, build_model
 
     smooth = build_model("smooth_cnn", 10, seed=0)
     assert isinstance(smooth, SmoothCNN)
@@ -135,7 +135,7 @@ def test_smooth_cnn_is_small_cnn_with_smooth_pieces():
 
 
 def test_module_mode_restores_every_submodule_flag():
-    from unrolling_lib.models import SmallCNN, module_mode
+    from unrolling_lib.models import SmallCNN
 
     model = SmallCNN(batch_norm=True)
     model.train()

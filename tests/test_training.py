@@ -11,19 +11,18 @@ import torch
 import torch.nn.functional as F
 
 from unrolling_lib.data import BatchOrder, batch_tensors, load_digits_dataset
-from unrolling_lib.losses import sd_loss
+from unrolling_lib.losses import make_loss, sd_loss
 from unrolling_lib.models import build_model
-from unrolling_lib.profiles import ParameterError
 from unrolling_lib.training import (
     Callback,
     StepState,
     TrainingDiverged,
     deterministic_mode,
-    make_loss,
     noise_floor,
     train,
     train_lockstep,
 )
+from unrolling_lib.validation import ParameterError
 
 
 @pytest.fixture(scope="module")
@@ -37,19 +36,19 @@ def same_state(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
-@pytest.mark.parametrize("skip", [0, 7, 39])
+@pytest.mark.parametrize("step", [0, 7, 39])
 @pytest.mark.parametrize("batch_norm", [False, True])
-def test_lockstep_retrained_equals_separate_retraining_bit_for_bit(digits, skip, batch_norm):
+def test_lockstep_retrained_equals_separate_retraining_bit_for_bit(digits, step, batch_norm):
     w0 = build_model("small_cnn", 10, seed=3, batch_norm=batch_norm)
     order = BatchOrder(len(digits), 32, steps=40, seed=1)
-    pair = train_lockstep(copy.deepcopy(w0), digits, order, skip=skip, lr=0.1, gamma=5.0, progress=False)
-    alone = train(copy.deepcopy(w0), digits, order.without(skip), lr=0.1, gamma=5.0, progress=False)
+    pair = train_lockstep(copy.deepcopy(w0), digits, order, unlearn_step=step, lr=0.1, gamma=5.0, progress=False)
+    alone = train(copy.deepcopy(w0), digits, order.without(step), lr=0.1, gamma=5.0, progress=False)
     full = train(copy.deepcopy(w0), digits, order, lr=0.1, gamma=5.0, progress=False)
-    assert same_state(pair.retrained, alone.model)  # M′ = retraining on the order without step `skip`
+    assert same_state(pair.retrained, alone.model)  # M′ = retraining on the order without step `step`
     assert same_state(pair.model, full.model)  # and M is untouched by running beside it
     assert not same_state(pair.model, pair.retrained)
-    assert np.isnan(pair.retrained_losses[skip]) and np.isfinite(np.delete(pair.retrained_losses, skip)).all()
-    np.testing.assert_array_equal(np.delete(pair.retrained_losses, skip), alone.losses)
+    assert np.isnan(pair.retrained_losses[step]) and np.isfinite(np.delete(pair.retrained_losses, step)).all()
+    np.testing.assert_array_equal(np.delete(pair.retrained_losses, step), alone.losses)
 
 
 def test_one_step_is_plain_sgd(digits):
@@ -153,7 +152,7 @@ def test_lockstep_divergence_stops_both_models_at_the_same_step(digits):
     w0 = build_model("small_cnn", 10, seed=0)
     order = BatchOrder(len(digits), 32, steps=40, seed=0)
     with pytest.warns(RuntimeWarning, match=r"the loss of M′? is"):
-        pair = train_lockstep(copy.deepcopy(w0), digits, order, skip=0, lr=80.0, progress=False)
+        pair = train_lockstep(copy.deepcopy(w0), digits, order, unlearn_step=0, lr=80.0, progress=False)
     assert pair.diverged and 1 < pair.steps < 40
     assert len(pair.losses) == pair.steps == len(pair.retrained_losses)
     done = BatchOrder.from_batches(list(order)[:pair.steps], len(digits))
@@ -183,7 +182,7 @@ class Recorder(Callback):
 def test_callbacks_every_k_steps_with_start_and_end(digits):
     model = build_model("small_cnn", 10, seed=0)
     rec, plain = Recorder(every=5), []
-    train_lockstep(model, digits, BatchOrder(len(digits), 32, steps=12, seed=0), skip=2, lr=0.1,
+    train_lockstep(model, digits, BatchOrder(len(digits), 32, steps=12, seed=0), unlearn_step=2, lr=0.1,
                    callbacks=[rec, plain.append], progress=False)
     assert rec.ts == [5, 10] and rec.started is model and rec.ended == 12
     assert [s.t for s in plain] == list(range(1, 13)) and all(isinstance(s, StepState) for s in plain)
@@ -201,8 +200,19 @@ def test_modes_restored_and_bad_arguments_refused(digits):
             train(model, digits, order, progress=False, **kwargs)
     with pytest.raises(ParameterError, match="order"):
         train(model, digits, [[0, 1]], lr=0.1)
-    with pytest.raises(ParameterError, match="skip"):
-        train_lockstep(model, digits, order, skip=5, lr=0.1)
+    with pytest.raises(ParameterError, match="unlearn_step"):
+        train_lockstep(model, digits, order, unlearn_step=5, lr=0.1)
     with pytest.raises(ParameterError, match="order indexes"):
         train(model, digits, BatchOrder(10_000, 32, steps=1), lr=0.1)
     assert make_loss(0.0) is F.cross_entropy
+
+
+@pytest.mark.parametrize(("progress", "env", "shown"), [(True, None, True), (True, "1", False), (False, None, False)])
+def test_progress_bar_follows_progress_and_tqdm_disable(digits, capsys, monkeypatch, progress, env, shown):
+    if env is None:
+        monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    else:
+        monkeypatch.setenv("TQDM_DISABLE", env)
+    order = BatchOrder(len(digits), 32, steps=3, seed=0)
+    train(build_model("small_cnn", 10, seed=0), digits, order, lr=0.1, progress=progress, desc="bar-check")
+    assert ("bar-check" in capsys.readouterr().err) == shown

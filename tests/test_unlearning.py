@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from unrolling_lib.metrics import flat_params, verification_error
+from unrolling_lib.metrics import verification_error
+from unrolling_lib.params import flat_weights
 from unrolling_lib.unlearning import single_gradient_unlearn
 
 MSE = nn.MSELoss()
@@ -84,10 +85,10 @@ def test_update_equals_hand_formula(at: str) -> None:
     trained = _sgd(w0, x, y, order, 0.01)
     batch = slice(4, 8)  # a batch of 4: the gradient of the batch-mean loss
     where = w0 if at == "initial" else trained
-    expected = flat_params(trained) + 0.01 * 2 * _hand_gradient(where, x[batch], y[batch])
-    for initial in (w0, w0.state_dict(), flat_params(w0)):
+    expected = flat_weights(trained) + 0.01 * 2 * _hand_gradient(where, x[batch], y[batch])
+    for initial in (w0, w0.state_dict(), flat_weights(w0)):
         unlearned = single_gradient_unlearn(trained, initial, MSE, x[batch], y[batch], lr=0.01, times_used=2, at=at)
-        assert torch.allclose(flat_params(unlearned), expected, rtol=0, atol=1e-14)
+        assert torch.allclose(flat_weights(unlearned), expected, rtol=0, atol=1e-14)
 
 
 def test_inputs_untouched_and_batchnorm_in_train_mode() -> None:
@@ -106,8 +107,8 @@ def test_inputs_untouched_and_batchnorm_in_train_mode() -> None:
     # Gradient taken as in the SGD step: BatchNorm on batch statistics (train mode), at w₀.
     reference = copy.deepcopy(w0).train()
     grads = torch.autograd.grad(MSE(reference(x), y), list(reference.parameters()))
-    expected = flat_params(trained) + 0.1 * torch.cat([g.reshape(-1) for g in grads])
-    assert torch.allclose(flat_params(unlearned), expected, atol=1e-14)
+    expected = flat_weights(trained) + 0.1 * torch.cat([g.reshape(-1) for g in grads])
+    assert torch.allclose(flat_weights(unlearned), expected, atol=1e-14)
     assert torch.equal(unlearned[1].running_mean, trained[1].running_mean)  # buffers are w_t's
 
 
@@ -139,6 +140,6 @@ def test_initial_weights_given_three_ways_give_the_same_result():
     x, y = torch.randn(8, 1, 8, 8, dtype=torch.float64), torch.randint(0, 10, (8,))
     loss = torch.nn.functional.cross_entropy
     results = [single_gradient_unlearn(model_t, w, loss, x, y, lr=0.1, train_mode=False)
-               for w in (w0, w0.state_dict(), flat_params(w0))]
+               for w in (w0, w0.state_dict(), flat_weights(w0))]
     assert verification_error(results[0], results[1]) == 0.0 and verification_error(results[0], results[2]) == 0.0
     assert torch.equal(results[0].bn1.running_mean, model_t.bn1.running_mean)

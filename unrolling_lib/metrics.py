@@ -1,12 +1,13 @@
-"""Unlearning error (Eq. 9), verification error (§4.2, §8.3), weight change, accuracy, correlations.
+"""How close unlearning came: the verification error (§4.2, §8.3), accuracy, and correlations (§8.3, §8.4).
 
-Distances between weights are ℓ2 norms over the trainable parameters. Each side may be
+Distances between weights are ℓ2 norms over the trainable parameters (:mod:`unrolling_lib.params`). Each
+side may be
 
 - an ``nn.Module``: its parameters with ``requires_grad`` (frozen ones and all buffers are left out);
 - a state dict (any mapping of names to tensors): every floating-point entry except BatchNorm's buffers
   ``running_mean``, ``running_var`` and ``num_batches_tracked`` (a state dict does not record which
   parameters were frozen, so those count);
-- a flat tensor, as from :func:`flat_params`.
+- a flat tensor, as from :func:`unrolling_lib.params.flat_weights`.
 
 Two named sides (module or state dict) are matched by name; against a module only the module's
 trainable names count. A flat tensor is matched by position, in ``model.parameters()`` order.
@@ -14,8 +15,7 @@ trainable names count. A flat tensor is matched by position, in ``model.paramete
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -23,90 +23,10 @@ import torch
 from scipy import stats
 from torch import nn
 
-from .models import module_mode
-from .profiles import ParameterError, check_int, check_number
+from .params import Weights, eval_mode, weight_distance
+from .validation import ParameterError, check_int
 
-__all__ = [
-    "BN_BUFFERS",
-    "accuracy",
-    "flat_params",
-    "pearson",
-    "spearman",
-    "unlearning_error",
-    "verification_error",
-    "weight_change",
-]
-
-BN_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
-
-Weights = nn.Module | Mapping[str, torch.Tensor] | torch.Tensor
-
-
-def unlearning_error(lr: float, steps: int, weight_change: float, sigma_avg: float) -> float:
-    """Eq. 9: e = η² · (‖w_t − w₀‖₂ / t) · σ_avg · (t² − t) / 2.
-
-    ``lr`` η, ``steps`` t (SGD steps since w₀), ``weight_change`` ‖w_t − w₀‖₂ (see :func:`weight_change`),
-    ``sigma_avg`` the mean of the σ values sampled along the way (see ``hessian.sigma``).
-    """
-    lr = check_number("lr", lr, inclusive=True)
-    steps = check_int("steps", steps, 1)
-    wc = check_number("weight_change", weight_change, inclusive=True)
-    sigma_avg = check_number("sigma_avg", sigma_avg, inclusive=True)
-    t = int(steps)
-    return lr**2 * (wc / t) * sigma_avg * (t * t - t) / 2
-
-
-def _named(x: nn.Module | Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    if isinstance(x, nn.Module):
-        return {name: p.detach() for name, p in x.named_parameters() if p.requires_grad}
-    return {
-        k: v.detach() for k, v in x.items()
-        if isinstance(v, torch.Tensor) and v.is_floating_point() and not k.endswith(BN_BUFFERS)
-    }
-
-
-def flat_params(x: Weights) -> torch.Tensor:
-    """The weights as one flat, detached tensor (trainable parameters; see the module docstring)."""
-    if isinstance(x, torch.Tensor):
-        return x.detach().reshape(-1)
-    if isinstance(x, (nn.Module, Mapping)):
-        named = _named(x)
-        if not named:
-            return torch.zeros(0)
-        return torch.cat([v.reshape(-1) for v in named.values()])
-    raise ParameterError(f"weights must be an nn.Module, a state dict or a flat tensor; got {type(x).__name__}")
-
-
-def _as_float64(t: torch.Tensor) -> torch.Tensor:
-    return t.detach().to(device="cpu", dtype=torch.float64).reshape(-1)
-
-
-def _distance(a: Weights, b: Weights) -> float:
-    for name, x in (("a", a), ("b", b)):
-        if not isinstance(x, (nn.Module, Mapping, torch.Tensor)):
-            raise ParameterError(f"{name} must be an nn.Module, a state dict or a flat tensor; got {type(x).__name__}")
-    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
-        fa, fb = _as_float64(flat_params(a)), _as_float64(flat_params(b))
-        if fa.numel() != fb.numel():
-            raise ParameterError(f"a and b must hold the same number of weights; got {fa.numel()} and {fb.numel()}")
-        return float(torch.linalg.vector_norm(fa - fb))
-    na, nb = _named(a), _named(b)
-    if isinstance(a, nn.Module) != isinstance(b, nn.Module):  # one module: its trainable names count
-        keys = list(na if isinstance(a, nn.Module) else nb)
-    else:
-        keys = list(na)
-        if set(na) != set(nb):
-            diff = sorted(set(na) ^ set(nb))
-            raise ParameterError(f"a and b must have the same parameter names; they differ in {diff[:3]}")
-    missing = [k for k in keys if k not in na or k not in nb]
-    if missing:
-        raise ParameterError(f"a and b must both hold every trainable parameter; missing {missing[:3]}")
-    total = 0.0
-    for k in keys:
-        if na[k].shape != nb[k].shape:
-            raise ParameterError(f"parameter {k} has shape {tuple(na[k].shape)} in a and {tuple(nb[k].shape)} in b")
-        total += float((_as_float64(na[k]) - _as_float64(nb[k])).pow(2).sum())
-    return math.sqrt(total)
+__all__ = ["accuracy", "pearson", "spearman", "verification_error"]
 
 
 def verification_error(a: Weights, b: Weights) -> float:
@@ -115,12 +35,7 @@ def verification_error(a: Weights, b: Weights) -> float:
     Typically ``a`` is the unlearned model M″ and ``b`` the model M′ retrained without the data. BatchNorm
     running statistics never count. Computed in float64.
     """
-    return _distance(a, b)
-
-
-def weight_change(a: Weights, b: Weights) -> float:
-    """‖w_t − w₀‖₂, the weight change of Eq. 9, with the conventions of :func:`verification_error`."""
-    return _distance(a, b)
+    return weight_distance(a, b)
 
 
 def _batches(data: Any) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
@@ -138,12 +53,11 @@ def accuracy(model: nn.Module, data: Any, *, batch_size: int = 1024) -> float:
     ``data``: an ``(inputs, targets)`` pair of tensors, an object with ``.x`` and ``.y``, or an iterable of
     ``(inputs, targets)`` batches such as a ``DataLoader``. Inputs are moved to the model's device.
     """
-    if not (isinstance(batch_size, int) and batch_size >= 1):
-        raise ParameterError(f"batch_size={batch_size!r} is not allowed; use an int >= 1")
+    batch_size = check_int("batch_size", batch_size, 1)
     first = next(model.parameters(), None)
     device = first.device if first is not None else torch.device("cpu")
     correct = total = 0
-    with module_mode(model, train=False):
+    with eval_mode(model):
         for x, y in _batches(data):
             for start in range(0, len(y), batch_size):
                 xb, yb = x[start:start + batch_size].to(device), y[start:start + batch_size].to(device)

@@ -14,15 +14,14 @@ works through every model. :func:`build_model` picks one by name.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .profiles import ParameterError
+from .validation import ParameterError, check_choice
 
 __all__ = [
     "MODELS",
@@ -35,8 +34,6 @@ __all__ = [
     "VGG",
     "VGG19_CFG",
     "build_model",
-    "module_mode",
-    "num_parameters",
     "resnet18",
     "vgg19",
 ]
@@ -203,9 +200,7 @@ class MLP(nn.Module):
     def __init__(self, in_features: int = 64, hidden: Sequence[int] = (32,), num_classes: int = 10, *,
                  activation: str = "tanh", bias: bool = True) -> None:
         super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ParameterError(f"activation={activation!r} is not allowed; choose one of "
-                                 f"{', '.join(map(repr, ACTIVATIONS))}")
+        check_choice("activation", activation, tuple(ACTIVATIONS))
         layers: list[nn.Module] = [nn.Flatten()]
         width = in_features
         for h in hidden:
@@ -263,22 +258,3 @@ def build_model(name: str, num_classes: int = 10, *, seed: int | None = None, **
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return factory(num_classes=num_classes, **kwargs)
-
-
-@contextmanager
-def module_mode(model: nn.Module, *, train: bool | None) -> Iterator[nn.Module]:
-    """``model`` in train (``train=True``) or eval mode (``False``), or as it is (``None``: code inside may
-    change it); every submodule's own flag is restored on exit."""
-    flags = [(m, m.training) for m in model.modules()]
-    try:
-        if train is not None:
-            model.train(train)
-        yield model
-    finally:
-        for m, flag in flags:
-            m.training = flag
-
-
-def num_parameters(model: nn.Module, trainable_only: bool = True) -> int:
-    """Number of parameters (BatchNorm running statistics are buffers and never count)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

@@ -30,8 +30,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .models import module_mode
-from .profiles import ParameterError
+from .params import eval_mode
+from .validation import ParameterError, check_int
 
 __all__ = ["LOG_FLOOR", "modified_entropy", "privacy_risk_score", "softmax_probs", "split_in_half"]
 
@@ -139,8 +139,7 @@ def privacy_risk_score(
     non-members; ``target``: the target model's softmax outputs on the samples to score; each with its
     integer labels. 1-D inputs are taken as precomputed signal values instead of probabilities.
     """
-    if not (isinstance(num_bins, int) and not isinstance(num_bins, bool) and num_bins >= 1):
-        raise ParameterError(f"num_bins={num_bins!r} is not allowed; use an int >= 1")
+    num_bins = check_int("num_bins", num_bins, 1)
     v_in, y_in = _values("shadow_in", shadow_in, shadow_in_labels)
     v_out, y_out = _values("shadow_out", shadow_out, shadow_out_labels)
     v_t, y_t = _values("target", target, target_labels)
@@ -161,11 +160,10 @@ def privacy_risk_score(
 @torch.no_grad()
 def softmax_probs(model: nn.Module, inputs: torch.Tensor, *, batch_size: int = 1024) -> np.ndarray:
     """The model's softmax outputs (n, C) as float64, computed in eval mode (the modes are restored)."""
-    if not (isinstance(batch_size, int) and batch_size >= 1):
-        raise ParameterError(f"batch_size={batch_size!r} is not allowed; use an int >= 1")
+    batch_size = check_int("batch_size", batch_size, 1)
     first = next(model.parameters(), None)
     device = first.device if first is not None else inputs.device
-    with module_mode(model, train=False):
+    with eval_mode(model):
         out = [torch.softmax(model(inputs[i:i + batch_size].to(device)).double(), dim=1).cpu()
                for i in range(0, len(inputs), batch_size)]
     return torch.cat(out).numpy() if out else np.zeros((0, 0))
@@ -174,7 +172,6 @@ def softmax_probs(model: nn.Module, inputs: torch.Tensor, *, batch_size: int = 1
 def split_in_half(n: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Two disjoint random halves of ``range(n)`` (sorted), e.g. the shadow model's members and the
     non-members the adversary holds (§4.3: half the training set, half the test set)."""
-    if not (isinstance(n, int) and not isinstance(n, bool) and n >= 2):
-        raise ParameterError(f"n={n!r} is not allowed; use an int >= 2")
+    n = check_int("n", n, 2)
     perm = np.random.default_rng(seed).permutation(n)
     return np.sort(perm[: n // 2]), np.sort(perm[n // 2:])

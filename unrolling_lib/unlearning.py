@@ -18,54 +18,20 @@ printed formula.
 from __future__ import annotations
 
 import copy
-import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from .profiles import ParameterError
+from .losses import LossFn
+from .params import Weights, named_trainable, trainable_parameters, unflatten, with_weights
+from .validation import ParameterError, check_bool, check_choice, check_int, check_number
 
-__all__ = ["UpdateRecorder", "amnesiac_unlearn", "batch_gradient", "single_gradient_unlearn"]
+__all__ = ["UNLEARN_AT", "UpdateRecorder", "amnesiac_unlearn", "batch_gradient", "single_gradient_unlearn"]
 
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-InitialWeights = nn.Module | Mapping[str, torch.Tensor] | torch.Tensor
-_AT = ("initial", "final")
-
-
-def _trainable(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
-    return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-
-
-def _with_weights(model_t: nn.Module, weights: InitialWeights) -> nn.Module:
-    """A copy of ``model_t`` (architecture, buffers) carrying the trainable weights ``weights``, however they
-    are given (a module's trainable parameters count, its buffers do not)."""
-    if isinstance(weights, nn.Module):
-        weights = {name: p.detach() for name, p in weights.named_parameters()}
-    model = copy.deepcopy(model_t)
-    params = _trainable(model)
-    with torch.no_grad():
-        if isinstance(weights, torch.Tensor):
-            flat = weights.detach().reshape(-1)
-            total = sum(p.numel() for _, p in params)
-            if flat.numel() != total:
-                raise ParameterError(f"model_0_or_params must hold {total} trainable weights; got {flat.numel()}")
-            offset = 0
-            for _, p in params:
-                p.copy_(flat[offset:offset + p.numel()].view_as(p))
-                offset += p.numel()
-        elif isinstance(weights, Mapping):
-            missing = [n for n, _ in params if n not in weights]
-            if missing:
-                raise ParameterError(f"model_0_or_params lacks trainable parameter(s) {missing[:3]}")
-            for n, p in params:
-                p.copy_(weights[n])
-        else:
-            raise ParameterError("model_0_or_params must be an nn.Module, a state dict or a flat tensor; "
-                                 f"got {type(weights).__name__}")
-    return model
+UNLEARN_AT = ("initial", "final")  # where the unlearning gradient is taken: w₀ (the theory) or w_t (§8.3 printed)
 
 
 def batch_gradient(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor, targets: torch.Tensor, *,
@@ -77,9 +43,7 @@ def batch_gradient(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor, targ
     """
     work = copy.deepcopy(model)
     work.train(train_mode)
-    params = [p for _, p in _trainable(work)]
-    if not params:
-        raise ParameterError("model has no trainable parameters")
+    params = trainable_parameters(work)
     loss = loss_fn(work(inputs), targets)
     if loss.dim() != 0:
         raise ParameterError(f"loss_fn must return a scalar; it returned shape {tuple(loss.shape)}")
@@ -89,7 +53,7 @@ def batch_gradient(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor, targ
 
 def single_gradient_unlearn(
     model_t: nn.Module,
-    model_0_or_params: InitialWeights,
+    model_0_or_params: Weights,
     loss_fn: LossFn,
     inputs: torch.Tensor,
     targets: torch.Tensor,
@@ -113,22 +77,20 @@ def single_gradient_unlearn(
     statistics) are those of ``model_t``. Compare it with a retrained model with
     ``metrics.verification_error``.
     """
-    if not (isinstance(lr, (int, float)) and not isinstance(lr, bool) and math.isfinite(lr) and lr > 0):
-        raise ParameterError(f"lr={lr!r} is not allowed; use a finite number > 0")
-    if not (isinstance(times_used, int) and not isinstance(times_used, bool) and times_used >= 0):
-        raise ParameterError(f"times_used={times_used!r} is not allowed; use an int >= 0")
-    if at not in _AT:
-        raise ParameterError(f"at={at!r} is not allowed; choose one of {', '.join(map(repr, _AT))}")
-    where = _with_weights(model_t, model_0_or_params) if at == "initial" else model_t
-    names_t = [n for n, _ in _trainable(model_t)]
-    names_w = [n for n, _ in _trainable(where)]
+    lr = check_number("lr", lr)
+    times_used = check_int("times_used", times_used, 0)
+    check_choice("at", at, UNLEARN_AT)
+    check_bool("train_mode", train_mode)
+    where = with_weights(model_t, model_0_or_params, name="model_0_or_params") if at == "initial" else model_t
+    names_t = [n for n, _ in named_trainable(model_t, name="model_t")]
+    names_w = [n for n, _ in named_trainable(where)]
     if names_t != names_w:
         raise ParameterError("model_0_or_params must have the same trainable parameters as model_t")
     grads = batch_gradient(where, loss_fn, inputs, targets, train_mode=train_mode)
     unlearned = copy.deepcopy(model_t)
     with torch.no_grad():
-        for (_, p), g in zip(_trainable(unlearned), grads, strict=True):
-            p.add_(g.to(p.dtype), alpha=float(lr) * times_used)
+        for p, g in zip(trainable_parameters(unlearned), grads, strict=True):
+            p.add_(g.to(p.dtype), alpha=lr * times_used)
     return unlearned
 
 
@@ -208,19 +170,14 @@ def amnesiac_unlearn(model_t: nn.Module, updates: Updates, *, inplace: bool = Fa
     one-step run returns w₀ up to float rounding.
     """
     unlearned = model_t if inplace else copy.deepcopy(model_t)
-    params = [p for _, p in _trainable(unlearned)]
-    if not params:
-        raise ParameterError("model_t has no trainable parameters")
+    params = trainable_parameters(unlearned, name="model_t")
     total = sum(p.numel() for p in params)
     with torch.no_grad():
         for i, update in enumerate(_update_list(updates)):
             if isinstance(update, torch.Tensor):
                 if update.numel() != total:
                     raise ParameterError(f"updates[{i}] must hold {total} weights; got {update.numel()}")
-                pieces, offset = [], 0
-                for p in params:
-                    pieces.append(update.reshape(-1)[offset:offset + p.numel()].view_as(p))
-                    offset += p.numel()
+                pieces = unflatten(update.reshape(-1), params, name=f"updates[{i}]")
             else:
                 pieces = list(update)
                 if len(pieces) != len(params) or any(u.shape != p.shape for u, p in zip(pieces, params, strict=True)):

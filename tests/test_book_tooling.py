@@ -9,9 +9,10 @@ import nbformat
 import pytest
 import yaml
 
-from unrolling_lib import book, taxonomy
-from unrolling_lib.cli import list_chapters, parse_value, run_chapter
-from unrolling_lib.profiles import ParameterError
+from unrolling_lib.book import chapters as book
+from unrolling_lib.book.runner import list_chapters, parse_value, run_chapter
+from unrolling_lib.theory import taxonomy
+from unrolling_lib.validation import ParameterError
 
 ROOT = Path(__file__).resolve().parents[1]
 

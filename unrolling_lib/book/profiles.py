@@ -1,4 +1,4 @@
-"""Run profiles (quick / colab / paper), parameter validation, device choice and seeding.
+"""Run profiles (quick / colab / paper) and a chapter's one set-up call: its parameters, device and seed.
 
 Every chapter starts with one call::
 
@@ -11,24 +11,18 @@ that does not fit stops the chapter before any work, with one line naming the pa
 
 from __future__ import annotations
 
-import math
 import os
-import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 
-from .plotting import use_book_renderer
+from ..figures.render import in_book_build, use_book_renderer
+from ..training.runtime import pick_device, seed_everything
+from ..validation import ParameterError, check_choice, check_int
 
-__all__ = ["PROFILES", "Profile", "RunConfig", "ParameterError", "setup", "pick_device", "seed_everything",
-           "check_choice", "check_int", "check_number"]
-
-
-class ParameterError(ValueError):
-    """A chapter or library parameter that is not allowed. The message names it and what is allowed."""
+__all__ = ["PROFILES", "Profile", "RunConfig", "setup"]
 
 
 @dataclass(frozen=True)
@@ -48,8 +42,6 @@ PROFILES: dict[str, Profile] = {
     "paper": Profile("paper", data="CIFAR-10/100 (downloaded)", model="ResNet-18 / VGG-19",
                      where="GPUs, the paper's full grids"),
 }
-
-DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 @dataclass
@@ -73,33 +65,6 @@ class RunConfig:
 
     def summary(self) -> str:
         return f"profile={self.profile} · device={self.device} · data={self.data} · seed={self.seed}"
-
-
-def check_choice(name: str, value: Any, allowed: Sequence[Any]) -> Any:
-    """``value`` must be one of ``allowed``; returns it."""
-    if value not in allowed:
-        raise ParameterError(f"{name}={value!r} is not allowed; choose one of {', '.join(map(repr, allowed))}")
-    return value
-
-
-def check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
-    """``value`` must be an int (Python or NumPy, not bool) in ``[low, high]``; returns it as a Python int."""
-    allowed = f"an int in [{low}, {high}]" if high is not None else f"an int >= {low}"
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ParameterError(f"{name}={value!r} is not allowed; use {allowed}")
-    if value < low or (high is not None and value > high):
-        raise ParameterError(f"{name}={value!r} is not allowed; use {allowed}")
-    return int(value)
-
-
-def check_number(name: str, value: Any, *, low: float = 0.0, inclusive: bool = False) -> float:
-    """``value`` must be a finite real number above ``low`` (or equal to it with ``inclusive``); returns a float."""
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    ok = ok and math.isfinite(float(value)) and (float(value) >= low if inclusive else float(value) > low)
-    if not ok:
-        relation = ">=" if inclusive else ">"
-        raise ParameterError(f"{name}={value!r} is not allowed; use a finite number {relation} {low:g}")
-    return float(value)
 
 
 def _check_type(name: str, value: Any, default: Any) -> Any:
@@ -126,26 +91,6 @@ def _check_type(name: str, value: Any, default: Any) -> Any:
     return value
 
 
-def pick_device(device: str = "auto") -> torch.device:
-    """``auto`` picks cuda, then mps, then cpu; an explicit device must be available."""
-    check_choice("device", device, DEVICES)
-    cuda = torch.cuda.is_available()
-    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-    if device == "auto":
-        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
-    if (device == "cuda" and not cuda) or (device == "mps" and not mps):
-        raise ParameterError(f"device={device!r} is not available here; use 'auto' or 'cpu'")
-    return torch.device(device)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (all devices)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    os.environ.setdefault("PYTHONHASHSEED", str(seed))
-
-
 def setup(
     profile: str = "quick",
     *,
@@ -164,8 +109,7 @@ def setup(
     Prints one line (profile, device, data, seed) unless ``verbose=False``.
     """
     check_choice("profile", profile, tuple(PROFILES))
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ParameterError(f"seed={seed!r} is not allowed; use a non-negative int")
+    seed = check_int("seed", seed, 0)
     chapter = dict((defaults or {}).get(profile, {}))
     if defaults is not None and profile not in defaults:
         raise ParameterError(f"profile={profile!r} has no values for this chapter; choose one of {list(defaults)}")
@@ -176,6 +120,8 @@ def setup(
             chapter[name] = _check_type(name, value, chapter[name])
     dev = pick_device(device)
     seed_everything(seed)
+    if in_book_build():  # a static page cannot animate a progress bar: tqdm's own switch turns them off
+        os.environ["TQDM_DISABLE"] = "1"
     use_book_renderer()
     cfg = RunConfig(profile=profile, seed=seed, device=dev, data=data or PROFILES[profile].data, params=chapter)
     if verbose:

@@ -4,7 +4,8 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import pytest
 
-from unrolling_lib.plotting import BOOK_BUILD_ENV, BookRenderer, frames_slider, use_book_renderer
+from unrolling_lib.figures.common import frames_slider
+from unrolling_lib.figures.render import BOOK_BUILD_ENV, BookRenderer, use_book_renderer
 
 
 def test_bundle_carries_html_and_json_but_no_library():
@@ -49,7 +50,7 @@ def test_figures_with_frames_do_not_autoplay():
 def test_verification_figures_plot_every_gamma_and_quantity():
     import pandas as pd
 
-    from unrolling_lib.plotting import components_figure, verification_figure
+    from unrolling_lib.figures.verification import components_figure, verification_figure
 
     df = pd.DataFrame({"gamma": [0.0, 0.0, 5.0, 5.0], "t": [10, 20, 10, 20], "e": [0.1, 0.3, 0.05, 0.1],
                        "v": [0.01, 0.02, 0.004, 0.005], "weight_change": [1.0, 2.0, 0.5, 0.6],
@@ -65,7 +66,7 @@ def test_verification_figures_plot_every_gamma_and_quantity():
 def test_live_figure_redraws_on_every_control_change():
     import ipywidgets as widgets
 
-    from unrolling_lib.plotting import live_figure
+    from unrolling_lib.figures.live import live_figure
 
     slider = widgets.IntSlider(value=2, min=0, max=5)
     box = live_figure([slider], lambda: go.Figure(go.Scatter(y=[slider.value] * 3)))

@@ -1,15 +1,21 @@
-"""The unlearning error (Eq. 9) recorded while a model trains.
+"""The unlearning error e (Eq. 9), the Eq. 8 bounds it comes from, and e recorded while a model trains (§5.3).
 
-    e(t) = η² · ‖w_t − w₀‖₂ / t · σ_avg · (t² − t) / 2
+    e = η² · ‖w_t − w₀‖₂ / t · σ_avg · (t² − t) / 2                                   (Eq. 9)
 
-σ_avg is the mean of the σ values sampled so far: the Hessian's largest singular value (|λ| of its
-eigenvalue of largest magnitude; or sqrt(λ) as the released code computed it, ``sigma_mode="paper"``),
+with η the learning rate, t the SGD steps since w₀, ‖w_t − w₀‖₂ over the trainable parameters
+(:func:`weight_change`) and σ_avg the mean of the σ values sampled along the way (:func:`sigma_avg`; σ from
+:func:`unrolling_lib.curvature.sigma`). Eq. 8 is the same expression with σ = max_i σ_i (:func:`eq8_bound`).
+Two variants the §5 chapter measures beside it: :func:`eq8_consistent_bound` (η instead of η², the
+substitution Eq. 6 → 7 makes when Σ g_j is replaced consistently by (w₀ − w_t)/η) and :func:`eq8_rigorous_bound`
+(η² Σ_i σ_i ‖Σ_{j<i} g_j‖, what the triangle inequality and the operator norm give without substitution).
+
+:class:`UnlearningErrorMonitor` records e(t) during training: σ is the Hessian's largest singular value (|λ|
+of its eigenvalue of largest magnitude; or sqrt(λ) as the released code computed it, ``sigma_mode="paper"``),
 sampled every ``every`` steps (§5.3: "working with the average also allows one to only compute σ every
 couple of steps"). Each sample is taken on one fixed Hessian batch at the current weights and starts the
 Lanczos iteration from the previous sample's eigenvector, which usually converges in two or three
-Hessian-vector products instead of ten or more.
-
-Use it with :func:`unrolling_lib.training.train` (pass it in ``callbacks``) or from any training loop::
+Hessian-vector products instead of ten or more. Use it with :func:`unrolling_lib.training.train` (pass it in
+``callbacks``) or from any training loop::
 
     monitor = UnlearningErrorMonitor(lr=0.01, inputs=xh, targets=yh, loss_fn=loss_fn, every=50)
     monitor.start(model)                      # w₀, and σ at w₀
@@ -23,23 +29,96 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
-from .hessian import EigenResult, sigma, top_eigenvalue
-from .metrics import flat_params, unlearning_error, weight_change
-from .profiles import ParameterError
+from .curvature import SIGMA_MODES, EigenResult, sigma, top_eigenvalue
+from .losses import LossFn
+from .params import Weights, flat_weights, weight_distance
+from .validation import ParameterError, check_bool, check_choice, check_int, check_number
 
-__all__ = ["MONITOR_COLUMNS", "UnlearningErrorMonitor"]
-
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+__all__ = [
+    "MONITOR_COLUMNS",
+    "UnlearningErrorMonitor",
+    "eq8_bound",
+    "eq8_consistent_bound",
+    "eq8_rigorous_bound",
+    "sigma_avg",
+    "unlearning_error",
+    "weight_change",
+]
 
 MONITOR_COLUMNS = ("t", "e", "sigma", "sigma_avg", "weight_change", "eigenvalue", "hvp_count", "converged",
                    "seconds")
+
+
+def _pairs(steps: int) -> float:
+    """(t² − t)/2: the number of Hessian-gradient products in the η² term of t steps (Eq. 6)."""
+    return (steps * steps - steps) / 2
+
+
+def unlearning_error(lr: float, steps: int, weight_change: float, sigma_avg: float) -> float:
+    """Eq. 9: e = η² · (‖w_t − w₀‖₂ / t) · σ_avg · (t² − t) / 2.
+
+    ``lr`` η, ``steps`` t (SGD steps since w₀), ``weight_change`` ‖w_t − w₀‖₂ (see :func:`weight_change`),
+    ``sigma_avg`` the mean of the σ values sampled along the way (see :func:`sigma_avg`).
+    """
+    lr = check_number("lr", lr, inclusive=True)
+    t = check_int("steps", steps, 1)
+    wc = check_number("weight_change", weight_change, inclusive=True)
+    sigma_avg = check_number("sigma_avg", sigma_avg, inclusive=True)
+    return lr**2 * (wc / t) * sigma_avg * _pairs(t)
+
+
+def eq8_bound(lr: float, steps: int, weight_change: float, sigma_max: float) -> float:
+    """Eq. 8 as printed: η² · ‖w_t − w₀‖₂ / t · σ · (t² − t)/2 with σ = max_i σ_i over the steps 1 … t − 1."""
+    return unlearning_error(lr, steps, weight_change, check_number("sigma_max", sigma_max, inclusive=True))
+
+
+def eq8_consistent_bound(lr: float, steps: int, weight_change: float, sigma_max: float) -> float:
+    """Eq. 8 with the substitution of Eq. 6 → 7 made consistently: η · ‖w_t − w₀‖₂ / t · σ · (t² − t)/2.
+
+    Eq. 7 replaces the partial gradient sum Σ_{j<i} g_j by i(w_t − w₀)/t; since w_t − w₀ ≈ −η Σ g_j the
+    consistent replacement is i(w₀ − w_t)/(η t), one factor η fewer than the printed Eq. 8.
+    """
+    lr = check_number("lr", lr)
+    return eq8_bound(lr, steps, weight_change, sigma_max) / lr
+
+
+def eq8_rigorous_bound(lr: float, sigmas: Sequence[float] | np.ndarray,
+                       partial_gradient_norms: Sequence[float] | np.ndarray) -> float:
+    """η² Σ_{i=1}^{t−1} σ_i ‖Σ_{j<i} g_j‖₂: the bound on ‖η² c_t‖ (Eq. 6) that Eq. 8's steps rest on.
+
+    ``sigmas[i]`` is σ_i (spectral) of batch i and ``partial_gradient_norms[i]`` is ‖Σ_{j<i} g_j‖ (so entry 0 is
+    0), both for i = 0 … t − 1; the triangle inequality and ‖H_i v‖ ≤ σ_i‖v‖ give the bound, which always holds.
+    """
+    lr = check_number("lr", lr, inclusive=True)
+    s, g = np.asarray(sigmas, dtype=np.float64), np.asarray(partial_gradient_norms, dtype=np.float64)
+    if s.shape != g.shape or s.ndim != 1:
+        raise ParameterError(f"sigmas and partial_gradient_norms must be 1-D of one length; got {s.shape} and "
+                             f"{g.shape}")
+    return lr**2 * float(sum(s[i] * g[i] for i in range(1, len(s))))
+
+
+def sigma_avg(sigmas: Sequence[float] | np.ndarray) -> float:
+    """σ_avg of Eq. 9: the mean of the finite σ samples (nan if there is none).
+
+    In the paper's mode a sample whose top eigenvalue is negative has no sqrt(λ) (nan): it is left out of the
+    mean, as a sweep that skips a failed σ sample would.
+    """
+    values = np.asarray(sigmas, dtype=np.float64).reshape(-1)
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else math.nan
+
+
+def weight_change(a: Weights, b: Weights) -> float:
+    """‖w_t − w₀‖₂ of Eq. 9 over the trainable weights, in float64 (:func:`~unrolling_lib.params.weight_distance`)."""
+    return weight_distance(a, b)
 
 
 class UnlearningErrorMonitor:
@@ -48,8 +127,8 @@ class UnlearningErrorMonitor:
     ``lr``: η of the SGD run being watched. ``inputs``, ``targets``: the fixed batch the Hessian is taken on
     (moved to the model's device when sampling). ``loss_fn(logits, targets)``: the training loss (the L whose
     Hessian enters Eq. 5–8); default cross entropy. ``sigma_mode``: ``"spectral"`` (|λ|) or ``"paper"``
-    (sqrt(λ)), see :func:`unrolling_lib.hessian.sigma`. ``tol``, ``max_iter``: passed to
-    :func:`~unrolling_lib.hessian.top_eigenvalue`. ``warm_start``: start each sample from the previous
+    (sqrt(λ)), see :func:`unrolling_lib.curvature.sigma`. ``tol``, ``max_iter``: passed to
+    :func:`~unrolling_lib.curvature.top_eigenvalue`. ``warm_start``: start each sample from the previous
     eigenvector. ``sample_at_start``: take the first sample at w₀ (t = 0).
 
     ‖w_t − w₀‖₂ is over the trainable parameters (BatchNorm statistics excluded). Records are dictionaries
@@ -70,26 +149,22 @@ class UnlearningErrorMonitor:
         warm_start: bool = True,
         sample_at_start: bool = True,
     ) -> None:
-        if not (isinstance(lr, (int, float)) and not isinstance(lr, bool) and 0 < lr < math.inf):
-            raise ParameterError(f"lr={lr!r} is not allowed; use a finite number > 0")
-        if not (isinstance(every, int) and not isinstance(every, bool) and every >= 1):
-            raise ParameterError(f"every={every!r} is not allowed; use an int >= 1")
+        lr = check_number("lr", lr)
+        every = check_int("every", every, 1)
         if not (isinstance(inputs, torch.Tensor) and isinstance(targets, torch.Tensor)
                 and len(inputs) == len(targets) and len(inputs) > 0):
             raise ParameterError("inputs and targets must be tensors with the same, non-zero number of samples")
-        sigma(1.0, sigma_mode)  # checks the mode
-        if not (isinstance(tol, (int, float)) and 0 < tol < 1):
-            raise ParameterError(f"tol={tol!r} is not allowed; use a float in (0, 1)")
-        if not (isinstance(max_iter, int) and not isinstance(max_iter, bool) and max_iter >= 1):
-            raise ParameterError(f"max_iter={max_iter!r} is not allowed; use an int >= 1")
-        self.lr = float(lr)
+        check_choice("sigma_mode", sigma_mode, SIGMA_MODES)
+        tol = check_number("tol", tol, high=1.0)
+        max_iter = check_int("max_iter", max_iter, 1)
+        self.lr = lr
         self.inputs, self.targets = inputs, targets
         self.loss_fn: LossFn = loss_fn if loss_fn is not None else nn.functional.cross_entropy
         self.every = every
         self.sigma_mode = sigma_mode
         self.tol, self.max_iter = tol, max_iter
-        self.warm_start = warm_start
-        self.sample_at_start = sample_at_start
+        self.warm_start = check_bool("warm_start", warm_start)
+        self.sample_at_start = check_bool("sample_at_start", sample_at_start)
         self.records: list[dict[str, Any]] = []
         self._w0: torch.Tensor | None = None
         self._previous: EigenResult | None = None
@@ -101,7 +176,7 @@ class UnlearningErrorMonitor:
 
     def start(self, model: nn.Module) -> UnlearningErrorMonitor:
         """Remember w₀ (the model's weights now) and forget earlier records; sample σ at w₀ if asked."""
-        self._w0 = flat_params(model).detach().clone()
+        self._w0 = flat_weights(model).detach().clone()
         self.records, self._previous, self._sigma_sum, self._sigma_count = [], None, 0.0, 0
         if self.sample_at_start:
             self._sample(model, 0)
@@ -112,8 +187,7 @@ class UnlearningErrorMonitor:
         of ``every`` (or ``force``); returns the new record, else ``None``."""
         if self._w0 is None:
             raise RuntimeError("UnlearningErrorMonitor.start(model) must be called with w₀ before step()")
-        if not (isinstance(t, int) and not isinstance(t, bool) and t >= 0):
-            raise ParameterError(f"t={t!r} is not allowed; use the number of SGD steps since w₀ (an int >= 0)")
+        t = check_int("t", t, 0)
         if not force and t % self.every != 0:
             return None
         if self.records and self.records[-1]["t"] == t:
@@ -135,7 +209,7 @@ class UnlearningErrorMonitor:
         """The last record, or ``None``."""
         return self.records[-1] if self.records else None
 
-    # -- the training-loop callback interface (see unrolling_lib.training) -----------------------------
+    # -- the training-loop callback protocol (unrolling_lib.training.callbacks) --------------------------
 
     def on_start(self, model: nn.Module) -> None:
         self.start(model)
@@ -157,12 +231,12 @@ class UnlearningErrorMonitor:
         init = self._previous if self.warm_start else None
         result = top_eigenvalue(model, self.loss_fn, x, y, tol=self.tol, max_iter=self.max_iter, init=init)
         self._previous = result
-        s = sigma(result, self.sigma_mode)
+        s = sigma(result, sigma_mode=self.sigma_mode)
         if math.isfinite(s):
             self._sigma_sum += s
             self._sigma_count += 1
         sigma_avg = self.sigma_avg
-        change = weight_change(flat_params(model), self._w0)
+        change = weight_change(flat_weights(model), self._w0)
         if not math.isfinite(sigma_avg):  # no finite σ yet (paper mode, negative eigenvalues only)
             e = math.nan
         else:

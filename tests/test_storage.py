@@ -6,12 +6,13 @@ import os
 import pandas as pd
 import pytest
 
-from unrolling_lib import results
+from unrolling_lib import storage
+from unrolling_lib.book import results
 
 
 def test_atomic_write_leaves_no_partial_file(tmp_path, monkeypatch):
     target = tmp_path / "out" / "table.json"
-    results.atomic_write_json(target, {"a": 1})
+    storage.atomic_write_json(target, {"a": 1})
     assert json.loads(target.read_text()) == {"a": 1}
 
     def broken_replace(src, dst):
@@ -19,7 +20,7 @@ def test_atomic_write_leaves_no_partial_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
-        results.atomic_write_json(target, {"a": 2})
+        storage.atomic_write_json(target, {"a": 2})
     assert json.loads(target.read_text()) == {"a": 1}  # the old file is intact
     assert [p.name for p in target.parent.iterdir()] == ["table.json"]  # no temporary file left
 
@@ -30,6 +31,6 @@ def test_save_table_goes_to_the_run_folder(tmp_path, monkeypatch):
     assert results.save_table(df, "errors") is None  # no run folder: nothing written
     monkeypatch.setenv(results.RUN_DIR_ENV, str(tmp_path))
     path = results.save_table(df, "errors", profile="quick")
-    pd.testing.assert_frame_equal(results.load_table(path), df)
+    pd.testing.assert_frame_equal(storage.read_table(path), df)
     meta = json.loads(path.with_suffix(".json").read_text())
     assert meta["rows"] == 2 and meta["profile"] == "quick" and "torch" in meta

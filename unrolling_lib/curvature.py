@@ -1,17 +1,26 @@
-"""Hessian-vector products and σ, the Hessian's eigenvalue of largest magnitude (§5.2, Eq. 8–9).
+"""Curvature: the Hessian of a batch's loss as one linear operator, its top eigenvalue by Lanczos, and σ (§5.2).
 
 The unlearning error (Eq. 9) needs σ, "the first singular value of the Hessian" of the loss on a batch,
 with respect to all trainable parameters. For a symmetric matrix the largest singular value is the largest
 |λ|, so :func:`top_eigenvalue` returns the signed eigenvalue of largest magnitude and :func:`sigma` turns it
-into σ: ``"spectral"`` (default) gives |λ|, ``"paper"`` gives sqrt(λ) as the released code did.
+into σ: ``sigma_mode="spectral"`` (default) gives |λ|, ``"paper"`` gives sqrt(λ) as the released code did.
+
+The operator
+    :class:`HVPOperator` is H, the Hessian of ``loss_fn(model(inputs), targets)`` (whatever reduction
+    ``loss_fn`` applies; the library's losses are batch means) with respect to the trainable parameters
+    (``requires_grad``, in ``model.parameters()`` order; BatchNorm buffers are not parameters), at the
+    weights the model holds when the operator is built, in the mode the model is in then (build it inside
+    :func:`~unrolling_lib.params.eval_mode` for BatchNorm's running statistics, as :func:`top_eigenvalue`
+    does), in the parameters' dtype. H is symmetric and so its own adjoint. ``H @ v`` takes a flat vector,
+    ``H @ M`` a matrix of column vectors, and :meth:`HVPOperator.to_scipy` hands SciPy a
+    ``scipy.sparse.linalg.LinearOperator`` (``eigsh``, ``cg``, …).
 
 How the products are computed
     Double backward through a cached first-order graph: the gradient is computed once with
     ``create_graph=True`` and every product H·v is one more backward pass through it. On a CPU this
     measured faster than ``torch.func`` forward-over-reverse (``jvp`` of ``grad``) on both a 6k-parameter
-    CNN on 128 digits (≈21 ms against ≈43 ms per product, two CPU threads) and the CIFAR ResNet-18 on 16
-    images (≈0.59 s against ≈0.80 s): forward-over-reverse repeats the forward and backward passes for
-    every product.
+    CNN on 128 digits and the CIFAR ResNet-18 on 16 images: forward-over-reverse repeats the forward and
+    backward passes for every product.
 
 How the eigenvalue is found
     Lanczos with full re-orthogonalisation, not power iteration. Power iteration stopped on a relative
@@ -26,33 +35,33 @@ How the eigenvalue is found
     ``torch.sum``: on a CPU, float32 ``torch.dot``/``torch.linalg.norm`` over millions of entries are off
     by up to 1e-2.
 
-The model is put in eval mode (BatchNorm uses its running statistics, so the loss is a fixed function
-of the weights and no running statistic is updated) and every module's own train/eval flag is restored
-afterwards, also when an error is raised. The model's ``.grad`` fields are not touched.
+:func:`top_eigenvalue` puts the model in eval mode (BatchNorm uses its running statistics, so the loss is a
+fixed function of the weights and no running statistic is updated) and restores every module's own
+train/eval flag afterwards, also when an error is raised. The model's ``.grad`` fields are not touched.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.sparse.linalg import LinearOperator
 from torch import nn
 
-from .models import module_mode
-from .profiles import ParameterError
+from .params import eval_mode, flatten, trainable_parameters, unflatten
+from .validation import ParameterError, check_choice, check_int, check_number
 
-__all__ = ["EigenResult", "HVPOperator", "eval_mode", "hvp", "sigma", "top_eigenvalue"]
+__all__ = ["SIGMA_MODES", "EigenResult", "HVPOperator", "hvp", "sigma", "top_eigenvalue"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
+SIGMA_MODES = ("spectral", "paper")
 _SAFETY = 0.2  # the estimated error must be below tol * _SAFETY relative
 _MAX_BASIS = 32  # Lanczos vectors kept before a restart from the current Ritz vector
-_SIGMA_MODES = ("spectral", "paper")
 
 
 @dataclass
@@ -72,31 +81,21 @@ class EigenResult:
     error_estimate: float
 
 
-@contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put ``model`` in eval mode; restore every submodule's own train/eval flag on exit."""
-    with module_mode(model, train=False):
-        yield model
-
-
-def _trainable(model: nn.Module) -> list[nn.Parameter]:
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ParameterError("model has no trainable parameters; the Hessian is taken over those")
-    return params
-
-
 class HVPOperator:
-    """H·v for the loss of one batch, H the Hessian over the trainable parameters (flat vectors).
+    """H, the Hessian of one batch's loss over the trainable parameters, as a symmetric linear operator.
 
-    Builds the first-order graph once (one forward and backward pass with ``create_graph=True``); each
-    call is then one backward pass through it. Use it inside :func:`eval_mode` if the model has
-    BatchNorm or dropout: the graph is built in whatever mode the model is in when this is constructed.
+    ``H = ∇²_w loss_fn(model(inputs), targets)`` at the weights ``model`` holds now, in the mode it is in
+    now; shape ``(numel, numel)`` with ``numel`` the number of trainable parameters, in their dtype and on
+    their device. Building it costs one forward and one backward pass (``create_graph=True``); each product
+    is then one backward pass through that graph. ``H @ v`` (or ``H(v)``) for a flat vector, ``H @ M`` for a
+    ``(numel, k)`` matrix of columns; :meth:`to_scipy` for SciPy. ``count`` is the number of Hessian-vector
+    products so far (a matrix of k columns counts k). ``gradient`` is the flat gradient of the loss.
     """
 
     def __init__(self, model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor, targets: torch.Tensor):
-        self.params = _trainable(model)
+        self.params = trainable_parameters(model)
         self.numel = sum(p.numel() for p in self.params)
+        self.shape = (self.numel, self.numel)
         self.dtype = self.params[0].dtype
         self.device = self.params[0].device
         self.count = 0
@@ -104,34 +103,49 @@ class HVPOperator:
         if loss.dim() != 0:
             raise ParameterError(f"loss_fn must return a scalar; it returned shape {tuple(loss.shape)}")
         grads = torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True)
-        self.gradient = torch.cat([(g.detach() if g is not None else torch.zeros_like(p)).reshape(-1)
-                                   for g, p in zip(grads, self.params, strict=True)])
+        self.gradient = flatten([g.detach() if g is not None else torch.zeros_like(p)
+                                 for g, p in zip(grads, self.params, strict=True)])
         # Entries that do not depend on the parameters (or unused parameters) contribute nothing.
         self._grads = [g for g in grads if g is not None and g.requires_grad]
         self._idx = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
 
-    def __call__(self, vector: torch.Tensor) -> torch.Tensor:
-        """H·vector for a flat vector of length ``numel``."""
+    def matvec(self, vector: torch.Tensor) -> torch.Tensor:
+        """H·``vector`` for a flat vector of length ``numel``."""
         if vector.shape != (self.numel,):
             raise ParameterError(f"vector must be flat with {self.numel} entries; got shape {tuple(vector.shape)}")
         self.count += 1
         if not self._grads:
             return torch.zeros(self.numel, dtype=self.dtype, device=self.device)
-        pieces = _split(vector.to(device=self.device, dtype=self.dtype), self.params)
+        pieces = unflatten(vector.to(device=self.device, dtype=self.dtype), self.params)
         outs = torch.autograd.grad(
             self._grads, self.params, grad_outputs=[pieces[i] for i in self._idx],
             retain_graph=True, allow_unused=True,
         )
-        return torch.cat([(o if o is not None else torch.zeros_like(p)).reshape(-1)
-                          for o, p in zip(outs, self.params, strict=True)])
+        return flatten([o if o is not None else torch.zeros_like(p) for o, p in zip(outs, self.params, strict=True)])
 
+    def matmat(self, matrix: torch.Tensor) -> torch.Tensor:
+        """H·``matrix`` for a ``(numel, k)`` matrix, column by column."""
+        if matrix.dim() != 2 or matrix.shape[0] != self.numel:
+            raise ParameterError(f"matrix must have shape ({self.numel}, k); got {tuple(matrix.shape)}")
+        return torch.stack([self.matvec(matrix[:, j]) for j in range(matrix.shape[1])], dim=1)
 
-def _split(vector: torch.Tensor, params: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    pieces, offset = [], 0
-    for p in params:
-        pieces.append(vector[offset:offset + p.numel()].view_as(p))
-        offset += p.numel()
-    return pieces
+    def __matmul__(self, other: torch.Tensor) -> torch.Tensor:
+        return self.matvec(other) if other.dim() == 1 else self.matmat(other)
+
+    __call__ = matvec
+
+    def to_scipy(self) -> LinearOperator:
+        """H as a ``scipy.sparse.linalg.LinearOperator`` on float64 NumPy vectors (symmetric: ``rmatvec`` is
+        ``matvec``). Products are computed in the parameters' dtype and returned as float64."""
+        def product(v: np.ndarray) -> np.ndarray:
+            x = torch.as_tensor(np.asarray(v, dtype=np.float64).reshape(-1), device=self.device, dtype=self.dtype)
+            return self.matvec(x).detach().to("cpu", torch.float64).numpy()
+
+        def products(m: np.ndarray) -> np.ndarray:
+            return np.stack([product(m[:, j]) for j in range(m.shape[1])], axis=1)
+
+        return LinearOperator(self.shape, matvec=product, rmatvec=product, matmat=products, rmatmat=products,
+                              dtype=np.float64)
 
 
 def hvp(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor, targets: torch.Tensor,
@@ -141,7 +155,7 @@ def hvp(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor, targets: torch.
     For many products on the same batch, build an :class:`HVPOperator` once instead.
     """
     with eval_mode(model):
-        return HVPOperator(model, loss_fn, inputs, targets)(vector.detach())
+        return HVPOperator(model, loss_fn, inputs, targets).matvec(vector.detach())
 
 
 def top_eigenvalue(
@@ -164,10 +178,8 @@ def top_eigenvalue(
     normalised gradient of the batch, which tends to lie in the top eigenspace (Gur-Ari et al., 2018) and
     saves a few products; the random part keeps every eigenvector represented in the start.
     """
-    if not (isinstance(tol, (int, float)) and not isinstance(tol, bool) and 0 < tol < 1):
-        raise ParameterError(f"tol={tol!r} is not allowed; use a float in (0, 1)")
-    if not (isinstance(max_iter, int) and not isinstance(max_iter, bool) and max_iter >= 1):
-        raise ParameterError(f"max_iter={max_iter!r} is not allowed; use an int >= 1")
+    tol = check_number("tol", tol, high=1.0)
+    max_iter = check_int("max_iter", max_iter, 1)
     with eval_mode(model):
         op = HVPOperator(model, loss_fn, inputs, targets)
         v0 = _start_vector(op, init, seed)
@@ -287,7 +299,7 @@ def _lanczos_steps(op: HVPOperator, v0: torch.Tensor) -> Iterator[_Step]:
         q_prev, beta_prev = None, 0.0
         while True:
             basis.append(q)
-            w = op(q)  # a new tensor: updated in place below
+            w = op.matvec(q)  # a new tensor: updated in place below
             alpha = _dot(w, q)
             w.sub_(q, alpha=alpha)
             if q_prev is not None:
@@ -344,7 +356,7 @@ def _result(step: _Step, count: int, converged: bool) -> EigenResult:
                        error_estimate=step.rel_error)
 
 
-def sigma(result: EigenResult | float, mode: str = "spectral") -> float:
+def sigma(result: EigenResult | float, sigma_mode: str = "spectral") -> float:
     """σ of Eq. 8–9 from a :func:`top_eigenvalue` result (or its eigenvalue).
 
     ``"spectral"``: |λ|, the largest singular value of the symmetric Hessian (the default).
@@ -352,13 +364,12 @@ def sigma(result: EigenResult | float, mode: str = "spectral") -> float:
     square root is undefined and this returns nan with a RuntimeWarning (so that a long sweep that samples σ
     every few hundred steps keeps running and the bad sample stays visible).
     """
-    if mode not in _SIGMA_MODES:
-        raise ParameterError(f"mode={mode!r} is not allowed; choose one of {', '.join(map(repr, _SIGMA_MODES))}")
+    check_choice("sigma_mode", sigma_mode, SIGMA_MODES)
     value = result.value if isinstance(result, EigenResult) else float(result)
-    if mode == "spectral":
+    if sigma_mode == "spectral":
         return abs(value)
     if value < 0:
-        warnings.warn(f"sigma(mode='paper'): the top eigenvalue {value:.4g} is negative; sqrt is nan",
+        warnings.warn(f"sigma(sigma_mode='paper'): the top eigenvalue {value:.4g} is negative; sqrt is nan",
                       RuntimeWarning, stacklevel=2)
         return math.nan
     return math.sqrt(value)

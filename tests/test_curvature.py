@@ -10,8 +10,9 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from unrolling_lib import hessian as hessian_module
-from unrolling_lib.hessian import EigenResult, eval_mode, hvp, sigma, top_eigenvalue
+from unrolling_lib import curvature as curvature_module
+from unrolling_lib.curvature import EigenResult, HVPOperator, hvp, sigma, top_eigenvalue
+from unrolling_lib.params import eval_mode
 
 CE = nn.CrossEntropyLoss()
 
@@ -225,7 +226,7 @@ def test_bad_arguments() -> None:
         top_eigenvalue(model, CE, x, y, max_iter=0)
     with pytest.raises(ValueError, match="init must have"):
         top_eigenvalue(model, CE, x, y, init=torch.ones(3))
-    with pytest.raises(ValueError, match="mode='max'.*'spectral', 'paper'"):
+    with pytest.raises(ValueError, match="^sigma_mode='max' is not allowed; choose one of 'spectral', 'paper'"):
         sigma(1.0, "max")
 
 
@@ -235,7 +236,7 @@ def test_sigma_modes() -> None:
 
 
 def test_restarted_lanczos_still_matches(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hessian_module, "_MAX_BASIS", 3)  # restart from the Ritz vector every 3 products
+    monkeypatch.setattr(curvature_module, "_MAX_BASIS", 3)  # restart from the Ritz vector every 3 products
     torch.manual_seed(7)
     model = mlp().double()
     x, y = _data((6,), seed=7)
@@ -249,5 +250,56 @@ def test_scalar_products_are_accurate_on_long_float32_vectors() -> None:
     # Millions of same-sign terms, as v·Hv near an eigenvector: a plain float32 BLAS dot drifts here.
     a = torch.full((1 << 23,), 0.1, dtype=torch.float32)
     exact = float(a.double().pow(2).sum())
-    assert hessian_module._dot(a, a) == pytest.approx(exact, rel=1e-5)
-    assert hessian_module._norm(a) == pytest.approx(math.sqrt(exact), rel=1e-5)
+    assert curvature_module._dot(a, a) == pytest.approx(exact, rel=1e-5)
+    assert curvature_module._norm(a) == pytest.approx(math.sqrt(exact), rel=1e-5)
+
+
+# -- the operator itself, materialised against a dense Hessian ------------------------------------------------
+
+
+def _operator_case(seed: int = 0):
+    """A float64 TinyCNN in eval mode (BatchNorm on running statistics), a batch, and its dense Hessian."""
+    torch.manual_seed(seed)
+    model = TinyCNN().double()
+    model.train()
+    model(torch.randn(16, 1, 4, 4, dtype=torch.float64))  # move BatchNorm's running statistics off 0 and 1
+    model.eval()
+    x, y = torch.randn(6, 1, 4, 4, dtype=torch.float64), torch.randint(0, 3, (6,))
+    return model, x, y, exact_hessian(model, CE, x, y)
+
+
+def test_operator_materialised_is_the_dense_hessian():
+    model, x, y, dense = _operator_case()
+    op = HVPOperator(model, CE, x, y)
+    assert op.shape == dense.shape == (op.numel, op.numel) and op.dtype == torch.float64
+    columns = op @ torch.eye(op.numel, dtype=torch.float64)  # H @ I, one product per column
+    assert op.count == op.numel
+    torch.testing.assert_close(columns, dense, rtol=1e-10, atol=1e-12)
+    v = torch.randn(op.numel, dtype=torch.float64)
+    torch.testing.assert_close(op @ v, dense @ v, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(op.matvec(v), op.matvec(v), rtol=0, atol=0)  # repeated products agree exactly
+
+
+def test_operator_is_symmetric_and_exports_to_scipy():
+    import numpy as np
+    from scipy.sparse.linalg import eigsh
+
+    model, x, y, dense = _operator_case(seed=1)
+    op = HVPOperator(model, CE, x, y)
+    u, v = torch.randn(op.numel, dtype=torch.float64), torch.randn(op.numel, dtype=torch.float64)
+    assert float(u @ (op @ v)) == pytest.approx(float(v @ (op @ u)), rel=1e-12)  # u·Hv = v·Hu
+    lin = op.to_scipy()
+    m = np.random.default_rng(0).standard_normal((op.numel, 3))
+    np.testing.assert_allclose(lin @ m, dense.numpy() @ m, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(lin.rmatvec(m[:, 0]), dense.numpy() @ m[:, 0], rtol=1e-10, atol=1e-12)
+    top = eigsh(lin, k=1, which="LM", return_eigenvectors=False)[0]
+    assert top == pytest.approx(largest_magnitude(dense), rel=1e-8)
+
+
+def test_operator_refuses_a_wrong_vector_shape():
+    model, x, y, _ = _operator_case()
+    op = HVPOperator(model, CE, x, y)
+    with pytest.raises(ValueError, match=f"vector must be flat with {op.numel} entries"):
+        op @ torch.zeros(op.numel + 1, dtype=torch.float64)
+    with pytest.raises(ValueError, match=rf"matrix must have shape \({op.numel}, k\)"):
+        op.matmat(torch.zeros(3, 2, dtype=torch.float64))

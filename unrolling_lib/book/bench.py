@@ -1,6 +1,6 @@
 """Benchmarks: ``python -m unrolling_lib bench <name>`` runs ``BENCHES[name]`` and prints a table.
 
-``hessian``: σ's eigenvalue (:func:`unrolling_lib.hessian.top_eigenvalue`) against PyHessian's
+``hessian``: σ's eigenvalue (:func:`unrolling_lib.curvature.top_eigenvalue`) against PyHessian's
 ``hessian(model, criterion, data=(x, y), cuda=False).eigenvalues()`` (power iteration, 100 iterations,
 tol 1e-3 on the relative change, as the paper's released code used it) on the same model and batch:
 
@@ -29,9 +29,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .hessian import EigenResult, HVPOperator, eval_mode, top_eigenvalue
-from .models import module_mode
-from .profiles import ParameterError
+from ..curvature import EigenResult, HVPOperator, top_eigenvalue
+from ..params import eval_mode, module_mode
+from ..validation import ParameterError
 
 __all__ = ["BENCHES", "run_bench"]
 
@@ -59,18 +59,12 @@ def _pyhessian() -> Any:
 
 def _reference(model: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     """The eigenvalue of largest magnitude by ARPACK (independent of our Lanczos), tol 1e-6."""
-    from scipy.sparse.linalg import LinearOperator, eigsh
+    from scipy.sparse.linalg import eigsh
 
     with eval_mode(model):
         op = HVPOperator(model, loss_fn, x, y)
-
-        def matvec(v: np.ndarray) -> np.ndarray:
-            t = torch.as_tensor(np.asarray(v).reshape(-1), dtype=op.dtype, device=op.device)
-            return op(t).detach().cpu().double().numpy()
-
-        lin = LinearOperator((op.numel, op.numel), matvec=matvec, dtype=np.float64)
         v0 = np.random.default_rng(12345).standard_normal(op.numel)
-        values = eigsh(lin, k=1, which="LM", tol=1e-6, v0=v0, ncv=16, return_eigenvectors=False)
+        values = eigsh(op.to_scipy(), k=1, which="LM", tol=1e-6, v0=v0, ncv=16, return_eigenvectors=False)
     return float(values[0])
 
 
@@ -159,8 +153,8 @@ def _train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, lr: f
 
 
 def _hessian_rows() -> Iterator[_Row]:
-    from .data import load_digits_dataset, synthetic_cifar
-    from .models import SmallCNN, resnet18
+    from ..data import load_digits_dataset, synthetic_cifar
+    from ..models import SmallCNN, resnet18
 
     digits = load_digits_dataset()
     batch, step_batch = (digits.x[:128], digits.y[:128]), (digits.x[128:160], digits.y[128:160])
@@ -212,10 +206,10 @@ def bench_monitor(repeats: int = 5) -> None:
     eigenvalue tolerance, for comparison); and M with M′ in lockstep against the two trainings run one after
     the other. Median of ``repeats`` interleaved runs.
     """
-    from .data import BatchOrder, load_digits_dataset
-    from .models import build_model
-    from .monitor import UnlearningErrorMonitor
-    from .training import cpu_threads, train, train_lockstep
+    from ..data import BatchOrder, load_digits_dataset
+    from ..models import build_model
+    from ..training import cpu_threads, train, train_lockstep
+    from ..unlearning_error import UnlearningErrorMonitor
 
     data = load_digits_dataset()
     hess = (data.x[:32], data.y[:32])
@@ -238,7 +232,7 @@ def bench_monitor(repeats: int = 5) -> None:
                     train(model, data, order, lr=0.01, progress=False, callbacks=[monitor])
                     samples[run] = monitor.frame()
                 elif run == "lockstep":
-                    train_lockstep(model, data, order, skip=0, lr=0.01, progress=False)
+                    train_lockstep(model, data, order, unlearn_step=0, lr=0.01, progress=False)
                 else:
                     train(model, data, order, lr=0.01, progress=False)
                     train(copy.deepcopy(w0), data, order.without(0), lr=0.01, progress=False)

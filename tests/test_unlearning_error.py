@@ -9,12 +9,21 @@ import numpy as np
 import pytest
 import torch
 
+from unrolling_lib.curvature import sigma, top_eigenvalue
 from unrolling_lib.data import BatchOrder, batch_tensors, load_digits_dataset
-from unrolling_lib.hessian import sigma, top_eigenvalue
+from unrolling_lib.losses import make_loss
 from unrolling_lib.models import build_model
-from unrolling_lib.monitor import MONITOR_COLUMNS, UnlearningErrorMonitor
-from unrolling_lib.profiles import ParameterError
-from unrolling_lib.training import make_loss, train
+from unrolling_lib.training import train
+from unrolling_lib.unlearning_error import (
+    MONITOR_COLUMNS,
+    UnlearningErrorMonitor,
+    eq8_bound,
+    eq8_consistent_bound,
+    eq8_rigorous_bound,
+    sigma_avg,
+    unlearning_error,
+)
+from unrolling_lib.validation import ParameterError
 
 LR = 0.05
 
@@ -136,8 +145,8 @@ def test_step_forced_off_grid_and_errors(setting):
 
 def test_paper_mode_leaves_negative_eigenvalues_out_of_the_mean(setting, monkeypatch):
     """sqrt(λ) has no value for λ < 0: that sample is nan, and σ_avg (hence e) averages the others."""
-    from unrolling_lib import monitor as monitor_module
-    from unrolling_lib.hessian import EigenResult
+    from unrolling_lib import unlearning_error as monitor_module
+    from unrolling_lib.curvature import EigenResult
 
     values = iter([4.0, -1.0, 9.0])
 
@@ -156,3 +165,38 @@ def test_paper_mode_leaves_negative_eigenvalues_out_of_the_mean(setting, monkeyp
     assert sigmas[0] == 2.0 and math.isnan(sigmas[1]) and sigmas[2] == 3.0
     assert [r["sigma_avg"] for r in mon.records] == [2.0, 2.0, 2.5]
     assert mon.records[2]["e"] == pytest.approx(LR**2 * mon.records[2]["weight_change"] / 2 * 2.5 * (4 - 2) / 2)
+
+
+def test_unlearning_error_by_hand() -> None:
+    # e = η² · (‖w_t − w₀‖/t) · σ_avg · (t² − t)/2 = 0.01 · 0.2 · 3 · 45
+    assert unlearning_error(0.1, 10, 2.0, 3.0) == pytest.approx(0.27, rel=1e-12)
+    assert unlearning_error(0.5, 4, 8.0, 0.25) == pytest.approx(0.25 * 2.0 * 0.25 * 6.0, rel=1e-12)
+    assert unlearning_error(0.1, 1, 5.0, 7.0) == 0.0  # one step: no second-order term
+    assert unlearning_error(0.1, np.int64(10), np.float64(2.0), 3) == pytest.approx(0.27)
+
+
+@pytest.mark.parametrize(("kwargs", "name"), [
+    ({"lr": -0.1}, "lr="), ({"steps": 0}, "steps="), ({"steps": 2.5}, "steps="),
+    ({"weight_change": -1.0}, "weight_change="), ({"sigma_avg": float("nan")}, "sigma_avg="),
+])
+def test_unlearning_error_rejects(kwargs: dict, name: str) -> None:
+    args = {"lr": 0.1, "steps": 10, "weight_change": 1.0, "sigma_avg": 1.0} | kwargs
+    with pytest.raises(ValueError, match=name):
+        unlearning_error(**args)
+
+
+def test_eq8_bounds_by_hand() -> None:
+    # Eq. 8 as printed is Eq. 9 with σ = max σ_i; the consistent version has η instead of η².
+    assert eq8_bound(0.1, 10, 2.0, 3.0) == pytest.approx(0.27, rel=1e-12)
+    assert eq8_consistent_bound(0.1, 10, 2.0, 3.0) == pytest.approx(2.7, rel=1e-12)
+    # η² Σ_{i≥1} σ_i ‖Σ_{j<i} g_j‖ = 0.01 · (2·1 + 3·4) (entry 0 never counts: no gradient before step 0)
+    assert eq8_rigorous_bound(0.1, [100.0, 2.0, 3.0], [0.0, 1.0, 4.0]) == pytest.approx(0.14, rel=1e-12)
+    with pytest.raises(ValueError, match="^sigmas and partial_gradient_norms must be 1-D of one length"):
+        eq8_rigorous_bound(0.1, [1.0, 2.0], [0.0])
+    with pytest.raises(ValueError, match="^sigma_max=-1"):
+        eq8_bound(0.1, 10, 2.0, -1.0)
+
+
+def test_sigma_avg_leaves_undefined_samples_out() -> None:
+    assert sigma_avg([1.0, float("nan"), 3.0]) == 2.0  # the paper's sqrt of a negative eigenvalue is nan
+    assert math.isnan(sigma_avg([float("nan")])) and math.isnan(sigma_avg([]))

@@ -1,6 +1,6 @@
-"""The paper's experiments, each a function that returns a tidy pandas DataFrame.
+"""§8.3: is the unlearning error (Eq. 9) a proxy for the verification error?
 
-:func:`verification_experiment` — §8.3: is the unlearning error (Eq. 9) a proxy for the verification error?
+:func:`verification_experiment` runs the protocol for each γ and returns a :class:`VerificationResult`:
 
     1. Train M₀ for N steps (the SD loss with the run's γ) → M_N, whose weights are w₀ from here on.
     2. From M_N, train t steps on x̂₁ … x̂_t → M_{N+t}, recording e(t) (Eq. 9) with σ sampled every
@@ -19,17 +19,20 @@ non-deterministic kernels alone produce).
 
 ``VERIFICATION_DEFAULTS`` holds the quick / colab / paper values for ``setup(profile,
 defaults=VERIFICATION_DEFAULTS, ...)``; ``verification_experiment(**cfg.params, seed=cfg.seed,
-device=cfg.device)`` then runs them.
+device=cfg.device)`` then runs them. :func:`summarize_verification` reduces a result to one row per γ and the
+correlations the paper reports; :func:`unlearned_batch_sensitivity` repeats the protocol for several forgotten
+batches.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import math
 import os
-import tempfile
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,20 +41,25 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .data import BatchOrder, TensorData, batch_tensors, load_dataset
-from .metrics import accuracy, flat_params, pearson, unlearning_error, verification_error, weight_change
-from .models import build_model
-from .monitor import UnlearningErrorMonitor
-from .profiles import ParameterError, check_int, check_number, pick_device
-from .results import atomic_write_json, load_table, save_table
-from .training import StepState, TrainingDiverged, cpu_threads, make_loss, train, train_lockstep
-from .unlearning import single_gradient_unlearn
+from ..curvature import SIGMA_MODES
+from ..data import BatchOrder, TensorData, batch_tensors, load_dataset
+from ..losses import check_scaling, make_loss
+from ..metrics import accuracy, pearson, verification_error
+from ..models import build_model
+from ..params import flat_weights
+from ..storage import atomic_torch_save, atomic_write_json, read_table, write_table
+from ..training import StepState, TrainingDiverged, cpu_threads, pick_device, train, train_lockstep
+from ..unlearning import UNLEARN_AT, single_gradient_unlearn
+from ..unlearning_error import UnlearningErrorMonitor, unlearning_error, weight_change
+from ..validation import ParameterError, check_bool, check_choice, check_int, check_number, check_numbers, check_str
 
-__all__ = ["SENSITIVITY_BLOCKS", "VERIFICATION_COLUMNS", "VERIFICATION_DEFAULTS", "summarize_verification",
-           "unlearned_batch_sensitivity",
+__all__ = ["SENSITIVITY_BLOCKS", "SUMMARY_COLUMNS", "VERIFICATION_COLUMNS", "VERIFICATION_DEFAULTS",
+           "VerificationResult", "VerificationSummary", "summarize_verification", "unlearned_batch_sensitivity",
            "verification_experiment"]
 
 VERIFICATION_COLUMNS = ("gamma", "t", "e", "v", "weight_change", "sigma_avg", "accuracy", "noise_floor")
+SUMMARY_COLUMNS = ("gamma", "t", "e", "v", "weight_change", "sigma_avg", "accuracy", "noise_floor",
+                   "pearson_e_v_over_t")
 
 # Digits and the small CNN on a CPU: seconds for the four γ values. Pre-training and fine-tuning follow the
 # released code's settings (batches of 128 at lr 0.1, then batches of 32 at lr 0.01).
@@ -83,23 +91,37 @@ SENSITIVITY_BLOCKS: dict[str, list[int]] = {"quick": [0, 11, 22, 33], "colab": [
                                             "paper": [114, 400, 800, 1200]}
 
 _Q = VERIFICATION_DEFAULTS["quick"]
-_UNLEARN_AT = ("initial", "final")
 _HESSIAN_TAG = 0x4E55  # keeps the Hessian batch's random stream apart from the orders'
 
 
 # ---------------------------------------------------------------------------------------------------
-# Checks
+# What the experiment returns
 # ---------------------------------------------------------------------------------------------------
 
 
-def _gammas(gammas: Any) -> list[float]:
-    if isinstance(gammas, (int, float)) and not isinstance(gammas, bool):
-        gammas = [gammas]
-    ok = isinstance(gammas, (list, tuple)) and len(gammas) > 0 and all(
-        isinstance(g, (int, float)) and not isinstance(g, bool) and 0 <= g < math.inf for g in gammas)
-    if not ok or len(set(map(float, gammas))) != len(gammas):
-        raise ParameterError(f"gammas={gammas!r} is not allowed; use a list of distinct finite numbers >= 0")
-    return [float(g) for g in gammas]
+@dataclass
+class VerificationResult:
+    """What :func:`verification_experiment` returns.
+
+    ``table``: one row per γ and measured t, columns :data:`VERIFICATION_COLUMNS`. ``sigma``: the monitor's σ
+    samples (columns ``gamma`` and :data:`unrolling_lib.unlearning_error.MONITOR_COLUMNS`). ``params``: the
+    resolved parameters. ``diverged``: γ → the message of a fine-tuning run that diverged (its rows stop there).
+    """
+
+    table: pd.DataFrame
+    sigma: pd.DataFrame
+    params: dict[str, Any]
+    diverged: dict[float, str] = field(default_factory=dict)
+
+
+@dataclass
+class VerificationSummary:
+    """What :func:`summarize_verification` returns. ``table``: one row per γ at its last t, columns
+    :data:`SUMMARY_COLUMNS`. ``pearson_over_gamma``: Pearson(e, v) across the γ values at the last t (the
+    paper's Figure 11 correlates across γ); nan with fewer than two γ."""
+
+    table: pd.DataFrame
+    pearson_over_gamma: float
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -135,32 +157,20 @@ def _finetune_order(n: int, p: dict[str, Any]) -> BatchOrder:
     return BatchOrder.from_batches(batches, n)
 
 
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class _VerificationProbe:
     """Every ``every`` steps of the lockstep run, and after its last step: w″ by single-gradient unlearning,
     v = ‖w′ − w″‖, e(t) with the monitor's σ_avg so far, ‖w_t − w₀‖ and test accuracy."""
 
     def __init__(self, *, every: int, w0: nn.Module, loss_fn: Any, batch: tuple[torch.Tensor, torch.Tensor],
-                 skip: int, lr: float, at: str, monitor: UnlearningErrorMonitor, test: TensorData) -> None:
+                 unlearn_step: int, lr: float, at: str, monitor: UnlearningErrorMonitor, test: TensorData) -> None:
         self.every, self.w0, self.loss_fn, self.batch = every, w0, loss_fn, batch
-        self.skip, self.lr, self.at, self.monitor, self.test = skip, lr, at, monitor, test
-        self.w0_flat = flat_params(w0).clone()
+        self.unlearn_step, self.lr, self.at, self.monitor, self.test = unlearn_step, lr, at, monitor, test
+        self.w0_flat = flat_weights(w0).clone()
         self.rows: list[dict[str, Any]] = []
 
     def on_step(self, state: StepState) -> None:
         t = state.t
-        used = 1 if state.step >= self.skip else 0  # x̂ was used once by M, never by M′
+        used = 1 if state.step >= self.unlearn_step else 0  # x̂ was used once by M, never by M′
         unlearned = single_gradient_unlearn(state.model, self.w0, self.loss_fn, *self.batch, lr=self.lr,
                                             times_used=used, at=self.at)
         change = weight_change(state.model, self.w0_flat)
@@ -197,26 +207,26 @@ def _one_gamma(gamma: float, *, data: TensorData, test: TensorData, model_name: 
             pre = BatchOrder(len(data), p["pretrain_batch_size"], steps=p["pretrain_steps"], seed=seed)
             train(model, data, pre, lr=p["pretrain_lr"], desc=f"pre-train γ={gamma:g}", **common)
             if cached is not None:
-                _atomic_torch_save(model.state_dict(), cached)
+                atomic_torch_save(model.state_dict(), cached)
     w0 = copy.deepcopy(model)
 
     # 2–5. Fine-tune M and M′ in lockstep; the monitor records σ, the probe e, v, ‖Δw‖ and accuracy.
     monitor = UnlearningErrorMonitor(p["lr"], *hessian_batch, loss_fn=loss_fn, every=p["sigma_every"],
                                      sigma_mode=p["sigma_mode"])
-    skip = p["unlearn_step"]
+    step = p["unlearn_step"]
     probe = _VerificationProbe(every=p["verify_every"], w0=w0, loss_fn=loss_fn,
-                               batch=batch_tensors(data, order[skip], device), skip=skip, lr=p["lr"],
+                               batch=batch_tensors(data, order[step], device), unlearn_step=step, lr=p["lr"],
                                at=p["unlearn_at"], monitor=monitor, test=test)
     message, floor = None, math.nan
     try:
-        pair = train_lockstep(model, data, order, skip=skip, lr=p["lr"], callbacks=[monitor, probe],
+        pair = train_lockstep(model, data, order, unlearn_step=step, lr=p["lr"], callbacks=[monitor, probe],
                               desc=f"fine-tune γ={gamma:g}", **common)
     except TrainingDiverged as err:  # keep the rows measured before it diverged
         message = str(err)
 
     # Noise floor: retrain M′ a second time, separately, on the same order.
     if p["noise_floor"] and message is None:
-        again = train(copy.deepcopy(w0), data, order.without(skip), lr=p["lr"], desc="noise floor", **common)
+        again = train(copy.deepcopy(w0), data, order.without(step), lr=p["lr"], desc="noise floor", **common)
         floor = verification_error(again.model, pair.retrained)
 
     rows = pd.DataFrame(probe.rows, columns=[c for c in VERIFICATION_COLUMNS if c not in ("gamma", "noise_floor")])
@@ -261,8 +271,8 @@ def verification_experiment(
     checkpoint_dir: str | os.PathLike[str] | None = None,
     progress: bool = True,
     deterministic: bool = False,
-) -> pd.DataFrame:
-    """§8.3's verification protocol for each γ in ``gammas``; one row per γ and per measured t.
+) -> VerificationResult:
+    """§8.3's verification protocol for each γ in ``gammas``; ``result.table`` has one row per γ and measured t.
 
     Columns: ``gamma``, ``t`` (fine-tuning steps, every ``verify_every`` and the last), ``e`` (Eq. 9, σ_avg over the σ
     samples taken every ``sigma_every`` steps so far), ``v`` = ‖w′ − w″‖₂, ``weight_change`` = ‖w_t − w₀‖₂,
@@ -279,20 +289,15 @@ def verification_experiment(
 
     ``checkpoint_dir``: after each γ its rows are written there atomically (CSV with provenance), as is
     each pre-trained M_N; a later call with the same parameters and folder skips the γ values already done
-    (the folder refuses a call with different parameters). The σ samples are in ``df.attrs["sigma"]``
-    (a DataFrame), the parameters in ``df.attrs["params"]``. When a γ's training diverges, a warning names
-    it, the rows measured before the divergence are kept and the message is in ``df.attrs["diverged"]``.
+    (the folder refuses a call with different parameters). The σ samples are in ``result.sigma``, the
+    resolved parameters in ``result.params``. When a γ's training diverges, a warning names it, the rows
+    measured before the divergence are kept and the message is in ``result.diverged[gamma]``.
     """
-    gammas = _gammas(gammas)
-    for name, value in (("dataset", dataset), ("model", model), ("scaling", scaling), ("sigma_mode", sigma_mode)):
-        if not isinstance(value, str):
-            raise ParameterError(f"{name}={value!r} is not allowed; use a string")
-    if unlearn_at not in _UNLEARN_AT:
-        raise ParameterError(f"unlearn_at={unlearn_at!r} is not allowed; choose one of "
-                             f"{', '.join(map(repr, _UNLEARN_AT))}")
-    make_loss(0.0, scaling)  # checks scaling
+    gammas = check_numbers("gammas", gammas, inclusive=True, distinct=True, scalar_ok=True)
     p = {
-        "dataset": dataset, "model": model, "scaling": scaling, "sigma_mode": sigma_mode, "unlearn_at": unlearn_at,
+        "dataset": check_str("dataset", dataset), "model": check_str("model", model),
+        "scaling": check_scaling(scaling), "sigma_mode": check_choice("sigma_mode", sigma_mode, SIGMA_MODES),
+        "unlearn_at": check_choice("unlearn_at", unlearn_at, UNLEARN_AT),
         "pretrain_steps": check_int("pretrain_steps", pretrain_steps, 0),
         "pretrain_batch_size": check_int("pretrain_batch_size", pretrain_batch_size, 1),
         "pretrain_lr": check_number("pretrain_lr", lr if pretrain_lr is None else pretrain_lr),
@@ -301,25 +306,25 @@ def verification_experiment(
         "sigma_every": check_int("sigma_every", sigma_every, 1),
         "verify_every": check_int("verify_every", verify_every, 1),
         "hessian_batch_size": check_int("hessian_batch_size", hessian_batch_size, 1),
-        "unlearn_step": check_int("unlearn_step", unlearn_step, 0), "noise_floor": bool(noise_floor),
+        "unlearn_step": check_int("unlearn_step", unlearn_step, 0),
+        "noise_floor": check_bool("noise_floor", noise_floor),
         "unlearn_batch": None if unlearn_batch is None else check_int("unlearn_batch", unlearn_batch, 0),
-        "exclude_unlearned": bool(exclude_unlearned),
+        "exclude_unlearned": check_bool("exclude_unlearned", exclude_unlearned),
         "train_subset": None if train_subset is None else check_int("train_subset", train_subset, 1),
         "test_subset": None if test_subset is None else check_int("test_subset", test_subset, 1),
         "seed": check_int("seed", seed, 0),
     }
     if threads is not None:
         check_int("threads", threads, 1)
+    check_bool("progress", progress)
+    check_bool("deterministic", deterministic)
     if p["exclude_unlearned"] and p["unlearn_batch"] is None:
         raise ParameterError("exclude_unlearned=True needs unlearn_batch: the block of samples to keep out of the "
                              "other steps")
     if p["unlearn_step"] >= p["finetune_steps"]:
         raise ParameterError(f"unlearn_step={unlearn_step} is not allowed; use a step of the fine-tuning run, "
                              f"0..{p['finetune_steps'] - 1}")
-    from .hessian import sigma as _sigma
-
-    _sigma(1.0, sigma_mode)  # checks sigma_mode
-    dev = device if isinstance(device, torch.device) else pick_device(device)
+    dev = pick_device(device)
 
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if folder is not None:
@@ -339,9 +344,9 @@ def verification_experiment(
     for gamma in gammas:
         done = folder / f"gamma_{gamma:g}.csv" if folder is not None else None
         if done is not None and done.exists():
-            tables.append(load_table(done))
+            tables.append(read_table(done))
             if done.with_name(f"sigma_gamma_{gamma:g}.csv").exists():
-                sigmas.append(load_table(done.with_name(f"sigma_gamma_{gamma:g}.csv")))
+                sigmas.append(read_table(done.with_name(f"sigma_gamma_{gamma:g}.csv")))
             continue
         try:
             with cpu_threads(threads):
@@ -360,27 +365,23 @@ def verification_experiment(
                 sigmas.append(sig)
             continue  # not saved as done: a resumed run tries it again
         if folder is not None:
-            save_table(sig, f"sigma_gamma_{gamma:g}", folder, gamma=gamma, **p)
-            save_table(rows, f"gamma_{gamma:g}", folder, gamma=gamma, **p)
+            write_table(sig, folder / f"sigma_gamma_{gamma:g}.csv", gamma=gamma, **p)
+            write_table(rows, folder / f"gamma_{gamma:g}.csv", gamma=gamma, **p)
         tables.append(rows)
         sigmas.append(sig)
 
     df = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=list(VERIFICATION_COLUMNS))
     df = df[list(VERIFICATION_COLUMNS)]
-    df.attrs["params"] = p
-    df.attrs["sigma"] = pd.concat(sigmas, ignore_index=True) if sigmas else pd.DataFrame()
-    df.attrs["diverged"] = diverged
     if folder is not None:
-        save_table(df, "verification", folder, **p)
-    return df
+        write_table(df, folder / "verification.csv", **p)
+    sigma = pd.concat(sigmas, ignore_index=True) if sigmas else pd.DataFrame()
+    return VerificationResult(table=df, sigma=sigma, params=p, diverged=diverged)
 
 
 def _claim_folder(folder: Path, params: dict[str, Any]) -> None:
     """Record the parameters in ``folder``; refuse a folder that holds results of other parameters."""
     stamp = folder / "verification_params.json"
     if stamp.exists():
-        import json
-
         held = json.loads(stamp.read_text())
         if held != json.loads(json.dumps(params)):
             changed = sorted(k for k in set(held) | set(params) if held.get(k) != params.get(k))
@@ -390,11 +391,10 @@ def _claim_folder(folder: Path, params: dict[str, Any]) -> None:
         atomic_write_json(stamp, params)
 
 
-def summarize_verification(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per γ: the last t's e, v, ‖Δw‖, σ_avg, accuracy and noise floor, and Pearson(e, v) over t.
-
-    ``attrs["pearson_over_gamma"]``: Pearson(e, v) across the γ values at the last t (Fig. 10–11).
-    """
+def summarize_verification(result: VerificationResult | pd.DataFrame) -> VerificationSummary:
+    """One row per γ: the last t's e, v, ‖Δw‖, σ_avg, accuracy and noise floor, and Pearson(e, v) over t;
+    and Pearson(e, v) across the γ values at the last t (Fig. 10–11). Takes a result or its ``table``."""
+    df = result.table if isinstance(result, VerificationResult) else result
     rows = []
     for gamma, part in df.groupby("gamma", sort=True):
         part = part.sort_values("t")
@@ -404,9 +404,9 @@ def summarize_verification(df: pd.DataFrame) -> pd.DataFrame:
                      "weight_change": last["weight_change"], "sigma_avg": last["sigma_avg"],
                      "accuracy": last["accuracy"], "noise_floor": last["noise_floor"],
                      "pearson_e_v_over_t": pearson(part["e"], part["v"]) if ok else math.nan})
-    out = pd.DataFrame(rows)
-    out.attrs["pearson_over_gamma"] = pearson(out["e"], out["v"]) if len(out) >= 2 else math.nan
-    return out
+    out = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+    return VerificationSummary(table=out, pearson_over_gamma=pearson(out["e"], out["v"]) if len(out) >= 2
+                               else math.nan)
 
 
 def unlearned_batch_sensitivity(blocks: Sequence[int], *, gamma: float = 0.0, **params: Any) -> pd.DataFrame:
@@ -417,12 +417,14 @@ def unlearned_batch_sensitivity(blocks: Sequence[int], *, gamma: float = 0.0, **
     forgotten. One row per block: ``unlearn_batch``, ``gamma``, ``pearson_e_v_over_t`` and the last t's ``e``
     and ``v``.
     """
-    if not blocks:
-        raise ParameterError("blocks=[] is not allowed; give at least one block index")
+    if not isinstance(blocks, (list, tuple)) or not blocks:
+        raise ParameterError(f"blocks={blocks!r} is not allowed; give a non-empty list of block indices")
+    blocks = [check_int("blocks", b, 0) for b in blocks]
+    gamma = check_number("gamma", gamma, inclusive=True)
     rows = []
     for block in blocks:
-        df = verification_experiment(**{**params, "gammas": [gamma], "unlearn_batch": block})
-        last = summarize_verification(df).iloc[0]
+        result = verification_experiment(**{**params, "gammas": [gamma], "unlearn_batch": block})
+        last = summarize_verification(result).table.iloc[0]
         rows.append({"unlearn_batch": block, "gamma": gamma, "pearson_e_v_over_t": last["pearson_e_v_over_t"],
                      "e": last["e"], "v": last["v"]})
     return pd.DataFrame(rows)

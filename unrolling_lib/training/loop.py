@@ -11,19 +11,18 @@ Functions
     :func:`train_lockstep` — M over the order and M′ over the same order with one step skipped, side by
     side from the same w₀. Every callback sees both models after the same step, so the verification error
     ‖w′ − w″‖ can be measured at any t without storing checkpoints. M′ is bit for bit what
-    ``train(copy_of_w0, data, order.without(skip))`` gives on a CPU: each model goes through the same
+    ``train(copy_of_w0, data, order.without(unlearn_step))`` gives on a CPU: each model goes through the same
     sequence of operations as it would alone.
     :func:`noise_floor` — train two copies of w₀ on the same order and report their distance: the size of
     ‖w′ − w″‖ that non-deterministic kernels alone produce (0 on a CPU, not on a GPU).
-    :func:`deterministic_mode` — a context manager that asks torch for deterministic kernels and seeds it.
 
 Callbacks
-    Anything with an ``on_step(state)`` method, or a plain function ``f(state)``. Optional attributes and
-    methods: ``every`` (call ``on_step`` after steps t = every, 2·every, …; default 1), ``on_start(model)``
-    before the first step, ``on_end(state)`` after the last, and ``wants_update(step, indices) -> bool``:
-    when it returns True for a step, that step's applied update w_{s+1} − w_s is recorded in
-    ``state.update`` and ``on_step`` is called for that step whatever ``every`` says. The
-    :class:`StepState` a callback receives is described below.
+    See :mod:`unrolling_lib.training.callbacks` (the protocol and the :class:`StepState` they receive).
+
+Progress
+    ``progress=True`` shows a tqdm bar; tqdm's own ``TQDM_DISABLE=1`` environment variable, read at every run,
+    turns every bar off (the book's set-up sets it while the static pages are built: a static page cannot
+    animate a bar).
 
 Divergence
     A step whose loss is not finite (or exceeds ``max_loss``) is not applied. The run stops there, with a
@@ -40,84 +39,28 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from .data import BatchOrder, TensorData, batch_tensors
-from .losses import SCALINGS, SDLoss
-from .metrics import verification_error
-from .models import module_mode
-from .plotting import in_book_build
-from .profiles import ParameterError, check_number
+from ..data import BatchOrder, TensorData, batch_tensors
+from ..losses import LossFn, make_loss
+from ..params import module_mode, trainable_parameters, weight_distance
+from ..validation import ParameterError, check_choice, check_number
+from .callbacks import StepState, as_callbacks
+from .runtime import deterministic_mode
 
-__all__ = [
-    "Callback",
-    "LockstepResult",
-    "StepState",
-    "TrainResult",
-    "TrainingDiverged",
-    "cpu_threads",
-    "deterministic_mode",
-    "make_loss",
-    "noise_floor",
-    "train",
-    "train_lockstep",
-]
+__all__ = ["DIVERGENCE_MODES", "LockstepResult", "TrainResult", "TrainingDiverged", "noise_floor", "train",
+           "train_lockstep"]
 
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 DIVERGENCE_MODES = ("stop", "raise")
 
-
-# ---------------------------------------------------------------------------------------------------
-# What callbacks see, what training returns
-# ---------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class StepState:
-    """The state after one SGD step, as passed to ``callback.on_step``.
-
-    ``step``: index of the step just taken in the order (0-based). ``t``: steps of the order done so far
-    (``step + 1``); the model now holds w_t. ``total``: steps in the order. ``model``: the model trained on
-    the whole order (M). ``indices``: the sample positions of this step's batch. ``loss``: M's loss on
-    that batch before the update. ``lr``: η. ``update``: w_t − w_{t−1} per trainable parameter (in
-    ``model.parameters()`` order) when a callback asked for it, else ``None``. ``retrained``: M′ in
-    :func:`train_lockstep` (it skips one step, so after step ``s`` it has taken ``t − 1`` steps once
-    ``s`` ≥ the skipped step), else ``None``.
-    """
-
-    step: int
-    t: int
-    total: int
-    model: nn.Module
-    indices: np.ndarray
-    loss: float
-    lr: float
-    update: list[torch.Tensor] | None = None
-    retrained: nn.Module | None = None
-
-
-class Callback:
-    """Base class for callbacks (subclassing is optional: any object with ``on_step`` works)."""
-
-    every: int = 1
-
-    def on_start(self, model: nn.Module) -> None:
-        """Called once before the first step with the model at w₀."""
-
-    def on_step(self, state: StepState) -> None:
-        """Called after steps t = every, 2·every, … (and after steps whose update was asked for)."""
-
-    def on_end(self, state: StepState | None) -> None:
-        """Called once after the last step taken (``None`` when no step was taken)."""
 
 
 @dataclass
@@ -136,12 +79,13 @@ class TrainResult:
 @dataclass
 class LockstepResult:
     """What :func:`train_lockstep` returns: M (``model``) trained on the whole order and M′ (``retrained``)
-    on the order without step ``skip``, both in place. ``losses``/``retrained_losses`` are per step of the
-    order (``nan`` for the step M′ skipped); ``steps`` counts the order's steps done."""
+    on the order without step ``unlearn_step`` (the unlearned step), both in place. ``losses`` and
+    ``retrained_losses`` are per step of the order (``nan`` for the step M′ skipped); ``steps`` counts the
+    order's steps done."""
 
     model: nn.Module
     retrained: nn.Module
-    skip: int
+    unlearn_step: int
     losses: np.ndarray
     retrained_losses: np.ndarray
     steps: int
@@ -159,79 +103,6 @@ class TrainingDiverged(RuntimeError):
         self.result = result
 
 
-# ---------------------------------------------------------------------------------------------------
-# Loss, determinism
-# ---------------------------------------------------------------------------------------------------
-
-
-def make_loss(gamma: float = 0.0, scaling: str = "code") -> LossFn:
-    """The training loss ``loss(logits, targets)``: cross entropy for γ = 0, else the SD loss (Eq. 10)."""
-    if scaling not in SCALINGS:
-        raise ParameterError(f"scaling={scaling!r} is not allowed; choose one of {', '.join(map(repr, SCALINGS))}")
-    if not (isinstance(gamma, (int, float)) and not isinstance(gamma, bool) and 0 <= gamma < math.inf):
-        raise ParameterError(f"gamma={gamma!r} is not allowed; use a finite number >= 0")
-    if gamma == 0:
-        return F.cross_entropy
-    return SDLoss(float(gamma), scaling=scaling)
-
-
-@contextmanager
-def cpu_threads(threads: int | None) -> Iterator[None]:
-    """Use ``threads`` CPU threads for torch inside the block (``None``: leave the setting alone).
-
-    Small models gain nothing from several threads, and when the cores are shared with other work, idle
-    threads spinning for their share can make each step many times slower; one thread avoids both.
-    """
-    if threads is None:
-        yield
-        return
-    if not (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1):
-        raise ParameterError(f"threads={threads!r} is not allowed; use an int >= 1 or None")
-    saved = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(saved)
-
-
-@contextmanager
-def deterministic_mode(seed: int | None = None, *, threads: int | None = None) -> Iterator[None]:
-    """Deterministic kernels inside the block; everything is restored on exit.
-
-    Turns on ``torch.use_deterministic_algorithms`` (an operation without a deterministic kernel raises),
-    cuDNN's deterministic mode without benchmarking, and the cuBLAS workspace setting CUDA needs for it.
-    With ``seed``, torch's random state is forked and seeded (dropout and other random layers then repeat);
-    with ``threads``, torch uses that many CPU threads inside the block. On a CPU, the same seed and the
-    same thread count give bit-identical weights; on a GPU, determinism is what the kernels promise.
-    """
-    if seed is not None and not (isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0):
-        raise ParameterError(f"seed={seed!r} is not allowed; use a non-negative int or None")
-    saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
-             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark,
-             os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
-    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
-    try:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-        with cpu_threads(threads), torch.random.fork_rng(devices=devices, enabled=seed is not None):
-            if seed is not None:
-                torch.manual_seed(seed)
-            yield
-    finally:
-        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[2], saved[3]
-        if saved[4] is None:
-            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
-        else:
-            os.environ["CUBLAS_WORKSPACE_CONFIG"] = saved[4]
-
-
-# ---------------------------------------------------------------------------------------------------
-# Checks
-# ---------------------------------------------------------------------------------------------------
-
 
 def _check_common(data: Any, order: Any, on_divergence: str, max_loss: Any) -> None:
     if not isinstance(data, TensorData) and not (isinstance(data, (tuple, list)) and len(data) == 2):
@@ -241,20 +112,9 @@ def _check_common(data: Any, order: Any, on_divergence: str, max_loss: Any) -> N
     n = len(data) if isinstance(data, TensorData) else int(data[1].shape[0])
     if order.n > n:
         raise ParameterError(f"order indexes {order.n} samples but data has {n}; build the order for this data")
-    if on_divergence not in DIVERGENCE_MODES:
-        raise ParameterError(f"on_divergence={on_divergence!r} is not allowed; choose one of "
-                             f"{', '.join(map(repr, DIVERGENCE_MODES))}")
-    if max_loss is not None and not (isinstance(max_loss, (int, float)) and max_loss > 0):
-        raise ParameterError(f"max_loss={max_loss!r} is not allowed; use a number > 0 or None")
-
-
-def _trainable(model: nn.Module) -> list[nn.Parameter]:
-    if not isinstance(model, nn.Module):
-        raise ParameterError(f"model must be a torch.nn.Module; got {type(model).__name__}")
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ParameterError("model has no trainable parameters")
-    return params
+    check_choice("on_divergence", on_divergence, DIVERGENCE_MODES)
+    if max_loss is not None:
+        check_number("max_loss", max_loss)
 
 
 def _device_of(model: nn.Module, device: torch.device | str | None) -> torch.device:
@@ -270,37 +130,6 @@ def _setting(lr: float, gamma: float | None, scaling: str | None, loss_fn: LossF
     return f"lr={lr:g}, gamma={gamma:g}, scaling={scaling!r}"
 
 
-# ---------------------------------------------------------------------------------------------------
-# Callbacks plumbing
-# ---------------------------------------------------------------------------------------------------
-
-
-class _FunctionCallback(Callback):
-    def __init__(self, fn: Callable[[StepState], Any]) -> None:
-        self.fn = fn
-
-    def on_step(self, state: StepState) -> None:
-        self.fn(state)
-
-
-def _as_callbacks(callbacks: Sequence[Any] | Any | None) -> list[Any]:
-    if callbacks is None:
-        return []
-    if not isinstance(callbacks, (list, tuple)):
-        callbacks = [callbacks]
-    out = []
-    for i, cb in enumerate(callbacks):
-        if hasattr(cb, "on_step"):
-            out.append(cb)
-        elif callable(cb):
-            out.append(_FunctionCallback(cb))
-        else:
-            raise ParameterError(f"callbacks[{i}] must have an on_step(state) method or be a function of the state")
-        every = getattr(out[-1], "every", 1)
-        if every is not None and not (isinstance(every, int) and not isinstance(every, bool) and every >= 1):
-            raise ParameterError(f"callbacks[{i}].every={every!r} is not allowed; use an int >= 1 or None")
-    return out
-
 
 # ---------------------------------------------------------------------------------------------------
 # The loop
@@ -314,6 +143,12 @@ def _train_mode(models: Sequence[nn.Module]) -> Iterator[None]:
         for model in models:
             stack.enter_context(module_mode(model, train=True))
         yield
+
+
+def _bars_wanted(progress: bool) -> bool:
+    """``progress``, unless tqdm's own ``TQDM_DISABLE`` is set now (tqdm reads it only when it is imported,
+    so a chapter's set-up that sets it later would otherwise not count)."""
+    return bool(progress) and os.environ.get("TQDM_DISABLE", "").lower() in ("", "0", "false")
 
 
 def _diverged(value: float, max_loss: float | None) -> bool:
@@ -334,7 +169,7 @@ def _run(models: list[nn.Module], skips: list[int | None], data: TensorData | tu
 
     Returns the per-step losses of each model (nan where skipped), the steps done and a divergence message.
     """
-    params = [_trainable(m) for m in models]
+    params = [trainable_parameters(m) for m in models]
     names = ["M", "M′"]
     losses: list[list[float]] = [[] for _ in models]
     total, done, message = len(order), 0, None
@@ -342,7 +177,7 @@ def _run(models: list[nn.Module], skips: list[int | None], data: TensorData | tu
     for cb in callbacks:
         if hasattr(cb, "on_start"):
             cb.on_start(models[0])
-    bar = tqdm(total=total, desc=desc, disable=not progress or in_book_build(), leave=False, mininterval=0.5)
+    bar = tqdm(total=total, desc=desc, leave=False, mininterval=0.5, disable=not _bars_wanted(progress))
     with _train_mode(models), bar:
         for step, indices in enumerate(order):
             x, y = batch_tensors(data, indices, device)
@@ -422,7 +257,7 @@ def train(
     """
     lr = check_number("lr", lr)
     _check_common(data, order, on_divergence, max_loss)
-    _trainable(model)
+    trainable_parameters(model)
     losses, done, message, seconds = _train_models(
         [model], [None], data, order, lr=lr, gamma=gamma, scaling=scaling, loss_fn=loss_fn, callbacks=callbacks,
         device=device, progress=progress, deterministic=deterministic, seed=seed, max_loss=max_loss, desc=desc)
@@ -442,7 +277,7 @@ def _train_models(models: list[nn.Module], skips: list[int | None], data: Any, o
     start = time.perf_counter()
     with deterministic_mode(seed) if deterministic else nullcontext():
         losses, done, message = _run(models, skips, data, order, lr=lr, loss_fn=loss_fn, setting=setting,
-                                     callbacks=_as_callbacks(callbacks), device=_device_of(models[0], device),
+                                     callbacks=as_callbacks(callbacks), device=_device_of(models[0], device),
                                      progress=progress, max_loss=max_loss, desc=desc)
     arrays = [np.asarray(loss, dtype=np.float64) for loss in losses]
     return arrays, done, message, time.perf_counter() - start
@@ -453,7 +288,7 @@ def train_lockstep(
     data: TensorData | tuple[torch.Tensor, torch.Tensor],
     order: BatchOrder,
     *,
-    skip: int,
+    unlearn_step: int,
     lr: float,
     gamma: float = 0.0,
     scaling: str = "code",
@@ -468,28 +303,28 @@ def train_lockstep(
     max_loss: float | None = 1e6,
     desc: str = "SGD (M, M′)",
 ) -> LockstepResult:
-    """Train M (``model``) on ``order`` and the naively retrained M′ on ``order.without(skip)`` side by side,
+    """Train M (``model``) on ``order`` and the naively retrained M′ on ``order.without(unlearn_step)`` side by side,
     both from the weights ``model`` holds now (§8.3).
 
     M′ is a deep copy of ``model`` made before the first step, unless ``retrained`` (a model holding the same
-    w₀) is given. At every step both models take the same batch, except at step ``skip`` where M′ takes
+    w₀) is given. At every step both models take the same batch, except at step ``unlearn_step`` where M′ takes
     none; callbacks see both after each step (``state.model`` and ``state.retrained``), so v = ‖w′ − w″‖ can
     be measured along the way. Each model's own sequence of operations is the one it would have alone, so on
-    a CPU M′ equals ``train(w₀, data, order.without(skip))`` bit for bit. Other arguments as in :func:`train`.
+    a CPU M′ equals ``train(w₀, data, order.without(unlearn_step))`` bit for bit. Other arguments as in :func:`train`.
     """
     lr = check_number("lr", lr)
     _check_common(data, order, on_divergence, max_loss)
-    skip = order._check_step("skip", skip)
-    _trainable(model)
+    unlearn_step = order.check_step("unlearn_step", unlearn_step)
+    trainable_parameters(model)
     if retrained is None:
         retrained = copy.deepcopy(model)
     elif retrained is model:
         raise ParameterError("retrained must be a separate model holding w₀, not the model itself")
     losses, done, message, seconds = _train_models(
-        [model, retrained], [None, skip], data, order, lr=lr, gamma=gamma, scaling=scaling, loss_fn=loss_fn,
+        [model, retrained], [None, unlearn_step], data, order, lr=lr, gamma=gamma, scaling=scaling, loss_fn=loss_fn,
         callbacks=callbacks, device=device, progress=progress, deterministic=deterministic, seed=seed,
         max_loss=max_loss, desc=desc)
-    result = LockstepResult(model=model, retrained=retrained, skip=skip, losses=losses[0],
+    result = LockstepResult(model=model, retrained=retrained, unlearn_step=unlearn_step, losses=losses[0],
                             retrained_losses=losses[1], steps=done, diverged=message is not None, message=message,
                             seconds=seconds)
     return _finish(result, message, on_divergence)
@@ -518,5 +353,5 @@ def noise_floor(
                   deterministic=deterministic, on_divergence="raise")
     a = train(copy.deepcopy(model), data, order, **kwargs).model
     b = train(copy.deepcopy(model), data, order, **kwargs).model
-    return verification_error(a, b)
+    return weight_distance(a, b)
 

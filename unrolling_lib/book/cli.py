@@ -1,0 +1,62 @@
+"""Command line: ``python -m unrolling_lib <command>``.
+
+- ``list-chapters``: the chapters in ``_toc.yml`` with their parameters, types and defaults.
+- ``run-chapter book/x.ipynb --profile colab -p name value``: execute one chapter with papermill; the
+  executed notebook, its parameters and its results go to ``runs/<chapter>/<profile>-<timestamp>/``.
+- ``stage-assets``: copy plotly.js and MathJax into the book (``make book`` does this).
+- ``sync-chapters``: rewrite Colab links and install cells from ``_config.yml``.
+- ``bench <name>``: run a benchmark (see ``unrolling_lib.book.bench``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..validation import ParameterError
+from . import chapters as book
+from .profiles import PROFILES
+from .runner import list_chapters, parse_value, run_chapter
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m unrolling_lib", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list-chapters", help="chapters with their parameters")
+    run = sub.add_parser("run-chapter", help="execute one chapter with papermill")
+    run.add_argument("chapter", type=Path)
+    run.add_argument("--profile", default="quick", help=f"one of {', '.join(PROFILES)}")
+    run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
+    run.add_argument("--out", type=Path, default=None, help="folder for runs (default: <repo>/runs)")
+    sub.add_parser("stage-assets", help="copy plotly.js and MathJax into the book")
+    sub.add_parser("sync-chapters", help="rewrite Colab links and install cells from _config.yml")
+    bench = sub.add_parser("bench", help="run a benchmark")
+    bench.add_argument("name")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "list-chapters":
+            print(list_chapters())
+        elif args.command == "run-chapter":
+            params = {name: parse_value(value) for name, value in args.parameter}
+            folder = run_chapter(args.chapter, args.profile, params, args.out)
+            print(f"executed notebook and results: {folder}")
+        elif args.command == "stage-assets":
+            for path in book.stage_assets():
+                print(f"staged {path}")
+        elif args.command == "sync-chapters":
+            changed = book.sync_chapters()
+            print(f"updated {len(changed)} chapter(s)" + "".join(f"\n  {p}" for p in changed))
+        elif args.command == "bench":
+            from .bench import run_bench
+
+            run_bench(args.name)
+    except (ParameterError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
