@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..validation import ParameterError, check_choice, check_int
+from ..validation import check_choice, check_int, check_number
 from .orders import subset_positions
 
 __all__ = [
@@ -142,8 +142,7 @@ def load_digits_dataset(
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    if not isinstance(test_fraction, (int, float)) or not 0.0 < float(test_fraction) < 1.0:
-        raise ParameterError(f"test_fraction={test_fraction!r} is not allowed; use a float in (0, 1)")
+    test_fraction = check_number("test_fraction", test_fraction, high=1.0)
     check_int("seed", seed, 0)
     check_int("split_seed", split_seed, 0)
     bunch = load_digits()

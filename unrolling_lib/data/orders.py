@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..validation import ParameterError, check_choice, check_int
+from ..validation import ParameterError, check_bool, check_choice, check_int
 
 __all__ = ["BatchOrder", "subset_positions"]
 
@@ -77,9 +77,7 @@ class BatchOrder:
         pool_size = self.n if self.subset is None else self.subset
         self.batch_size = check_int("batch_size", batch_size, 1, pool_size)
         self.seed = check_int("seed", seed, 0)
-        if not isinstance(drop_last, bool):
-            raise ParameterError(f"drop_last={drop_last!r} is not allowed; use True or False")
-        self.drop_last = drop_last
+        self.drop_last = check_bool("drop_last", drop_last)
         if epochs is not None and steps is not None:
             raise ParameterError(f"epochs={epochs!r} and steps={steps!r}: give one of them, not both")
         self.pool = subset_positions(self.n, self.subset, self.seed)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..validation import ParameterError
+from ..validation import ParameterError, check_int
 
 __all__ = ["Callback", "StepState", "as_callbacks"]
 
@@ -84,8 +84,8 @@ def as_callbacks(callbacks: Sequence[Any] | Any | None) -> list[Any]:
         else:
             raise ParameterError(f"callbacks[{i}] must have an on_step(state) method or be a function of the state")
         every = getattr(out[-1], "every", 1)
-        if every is not None and not (isinstance(every, int) and not isinstance(every, bool) and every >= 1):
-            raise ParameterError(f"callbacks[{i}].every={every!r} is not allowed; use an int >= 1 or None")
+        if every is not None:
+            check_int(f"callbacks[{i}].every", every, 1)
     return out
 
 

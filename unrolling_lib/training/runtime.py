@@ -57,8 +57,7 @@ def cpu_threads(threads: int | None) -> Iterator[None]:
     if threads is None:
         yield
         return
-    if not (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1):
-        raise ParameterError(f"threads={threads!r} is not allowed; use an int >= 1 or None")
+    threads = check_int("threads", threads, 1)
     saved = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -77,8 +76,8 @@ def deterministic_mode(seed: int | None = None, *, threads: int | None = None) -
     with ``threads``, torch uses that many CPU threads inside the block. On a CPU, the same seed and the
     same thread count give bit-identical weights; on a GPU, determinism is what the kernels promise.
     """
-    if seed is not None and not (isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0):
-        raise ParameterError(f"seed={seed!r} is not allowed; use a non-negative int or None")
+    if seed is not None:
+        seed = check_int("seed", seed, 0)
     saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
              torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark,
              os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
