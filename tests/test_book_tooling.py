@@ -10,7 +10,15 @@ import pytest
 import yaml
 
 from unrolling_lib.book import chapters as book
-from unrolling_lib.book.runner import list_chapters, parse_value, run_chapter
+from unrolling_lib.book.runner import (
+    ChapterFailed,
+    list_chapters,
+    new_run_folder,
+    notebook_parameters,
+    parameters_of,
+    parse_value,
+    run_chapter,
+)
 from unrolling_lib.theory import taxonomy
 from unrolling_lib.validation import ParameterError
 
@@ -76,7 +84,29 @@ def test_taxonomy_cites_only_known_works():
 def test_list_chapters_shows_parameters():
     text = list_chapters(ROOT)
     assert "book/taxonomy.ipynb" in text
-    assert 'profile        str                    = "quick"' in text
+    assert "profile        str                    = 'quick'" in text
+    assert "gammas         list | None            = None" in text  # an `X | None` parameter is listed too
+
+
+def test_parameters_are_read_whatever_their_annotation():
+    source = ('profile: str = "quick"  # quick | colab | paper\n'
+              "gammas: list | None = None  # SD strengths γ\n"
+              "import math\n"
+              "steps = 3\n")
+    found = parameters_of(source)
+    assert list(found) == ["profile", "gammas", "steps"]
+    assert found["gammas"] == {"type": "list | None", "default": "None", "help": "SD strengths γ"}
+    assert found["profile"]["help"] == "quick | colab | paper" and found["steps"]["type"] == "any"
+
+
+def test_every_chapter_parameter_is_reachable():
+    """Each name of a chapter's parameters cell is known to the runner, so `-p name value` is accepted."""
+    for path in book.chapters(ROOT):
+        cell = next(c for c in nbformat.read(path, as_version=4).cells if "parameters" in c.metadata.get("tags", []))
+        import ast
+
+        names = {n.target.id for n in ast.parse(cell.source).body if isinstance(n, ast.AnnAssign)}
+        assert set(notebook_parameters(path)) == names, path.name
 
 
 @pytest.mark.parametrize(("text", "value"), [("3", 3), ("0.5", 0.5), ("[0, 5]", [0, 5]), ("None", None),
@@ -89,7 +119,8 @@ def test_run_chapter_writes_notebook_and_provenance(tmp_path):
     folder = run_chapter(ROOT / "book" / "taxonomy.ipynb", "quick", {"seed": 2}, out_root=tmp_path)
     assert folder.parent == tmp_path / "taxonomy" and folder.name.startswith("quick-")
     run = json.loads((folder / "run.json").read_text())
-    assert run["parameters"] == {"profile": "quick", "seed": 2}
+    assert run["parameters"] == {"profile": "quick", "seed": 2} and run["status"] == "finished"
+    assert run["git_commit"] is None or len(run["git_commit"]) == 40
     executed = nbformat.read(folder / "taxonomy.ipynb", as_version=4)
     printed = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs)
     assert "profile=quick" in printed and "seed=2" in printed
@@ -103,3 +134,58 @@ def test_run_chapter_refuses_unknown_parameters_before_work(tmp_path):
                           "--profile", "huge"], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 2
     assert out.stderr.strip() == "error: profile='huge' is not allowed; choose one of quick, colab, paper"
+
+
+def _scratch_book(root: Path, code: str) -> Path:
+    """A one-chapter book under ``root`` whose chapter runs ``code`` after a parameters cell."""
+    (root / "book").mkdir(parents=True)
+    (root / "_toc.yml").write_text("format: jb-book\nroot: book/x\n")
+    (root / "_config.yml").write_text("execute:\n  timeout: 600\n")
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = nbformat.v4.new_code_cell('profile: str = "quick"\nseed: int = 0')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(code)]
+    path = root / "book" / "x.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def test_a_bad_input_error_inside_a_chapter_is_one_line_and_recorded(tmp_path):
+    path = _scratch_book(tmp_path / "repo", "from unrolling_lib.validation import check_int\n"
+                                            "check_int('seed', -1, 0)")
+    with pytest.raises(ChapterFailed) as err:
+        run_chapter(path, "quick", {}, out_root=tmp_path / "runs")
+    assert err.value.bad_input and "\n" not in str(err.value)
+    # cell [3]: the execution count, after the parameters cell and the one papermill injects
+    assert "x.ipynb, cell [3]: ParameterError: seed=-1 is not allowed; use an int >= 0 (full log:" in str(err.value)
+    (folder,) = (tmp_path / "runs" / "x").iterdir()
+    run = json.loads((folder / "run.json").read_text())
+    assert run["status"] == "failed" and "seed=-1" in run["error"]
+    out = subprocess.run([sys.executable, "-m", "unrolling_lib", "run-chapter", str(path), "--out",
+                          str(tmp_path / "runs")], capture_output=True, text=True)
+    last = out.stderr.strip().splitlines()[-1]  # before it only papermill's progress bar and kernel notices
+    assert out.returncode == 2 and last.startswith("error: x.ipynb, cell [3]: ParameterError: seed=-1")
+    assert "Traceback" not in out.stderr
+
+
+def test_a_cell_past_the_timeout_fails_the_run_and_names_the_limit(tmp_path):
+    path = _scratch_book(tmp_path / "repo", "import time\ntime.sleep(60)")
+    with pytest.raises(ChapterFailed, match="x.ipynb: a cell ran past the 3 s limit") as err:
+        run_chapter(path, "quick", {}, out_root=tmp_path / "runs", timeout=3)
+    assert not err.value.bad_input
+
+
+def test_run_requests_that_contradict_themselves_are_refused(tmp_path):
+    chapter = ROOT / "book" / "taxonomy.ipynb"
+    with pytest.raises(ParameterError, match="-p profile 'paper' contradicts --profile 'quick'"):
+        run_chapter(chapter, "quick", {"profile": "paper"}, out_root=tmp_path)
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(ParameterError, match="out=.*a_file' is a file; give a folder"):
+        run_chapter(chapter, "quick", {}, out_root=tmp_path / "a_file")
+
+
+def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path):
+    folders = [new_run_folder(tmp_path, "quick") for _ in range(3)]
+    assert len(set(folders)) == 3 and all(f.is_dir() for f in folders)
+    assert all(f.name.startswith("quick-") for f in folders)

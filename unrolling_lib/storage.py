@@ -26,14 +26,24 @@ __all__ = ["atomic_torch_save", "atomic_write_json", "atomic_write_text", "prove
            "write_table"]
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 def _atomic(path: Path | str, write: Any) -> Path:
-    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place."""
+    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place.
+
+    The file gets the usual permissions of a new file (0666 less the umask), not ``mkstemp``'s private 0600.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -58,13 +68,18 @@ def atomic_torch_save(obj: Any, path: Path | str) -> Path:
     return _atomic(path, lambda tmp: torch.save(obj, tmp))
 
 
-def _git_commit() -> str | None:
+def _git(args: list[str], folder: Path) -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+        out = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=5,
                              check=False)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _source_folder() -> Path:
+    """Where the library's own source is (a git checkout when installed editable)."""
+    return Path(__file__).resolve().parent
 
 
 def _version() -> str:
@@ -74,14 +89,20 @@ def _version() -> str:
         return "unknown"
 
 
-def provenance(**extra: Any) -> dict[str, Any]:
-    """Who made a result and how: time, library version, git commit, Python and torch versions, plus ``extra``."""
+def provenance(*, repository: Path | str | None = None, **extra: Any) -> dict[str, Any]:
+    """Who made a result and how: time, library version, git commit (of ``repository``, by default the
+    checkout the library itself lives in) and whether it had uncommitted changes, Python and torch versions,
+    plus ``extra``. Outside a git checkout the commit is ``None``."""
     import torch
 
+    folder = Path(repository) if repository is not None else _source_folder()
+    commit = _git(["rev-parse", "HEAD"], folder)
+    status = _git(["status", "--porcelain", "--untracked-files=no"], folder) if commit else None
     return {
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "unrolling_lib": _version(),
-        "git_commit": _git_commit(),
+        "git_commit": commit,
+        "git_dirty": bool(status) if commit else None,
         "python": platform.python_version(),
         "torch": torch.__version__,
         **extra,

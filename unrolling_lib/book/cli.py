@@ -18,7 +18,7 @@ from pathlib import Path
 from ..validation import ParameterError
 from . import chapters as book
 from .profiles import PROFILES
-from .runner import list_chapters, parse_value, run_chapter
+from .runner import ChapterFailed, list_chapters, parse_value, run_chapter
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", default="quick", help=f"one of {', '.join(PROFILES)}")
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     run.add_argument("--out", type=Path, default=None, help="folder for runs (default: <repo>/runs)")
+    run.add_argument("--timeout", type=int, default=None,
+                     help="seconds a cell may run (default: execute.timeout in _config.yml)")
     sub.add_parser("stage-assets", help="copy plotly.js and MathJax into the book")
     sub.add_parser("sync-chapters", help="rewrite Colab links and install cells from _config.yml")
     bench = sub.add_parser("bench", help="run a benchmark")
@@ -44,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(list_chapters())
         elif args.command == "run-chapter":
             params = {name: parse_value(value) for name, value in args.parameter}
-            folder = run_chapter(args.chapter, args.profile, params, args.out)
+            folder = run_chapter(args.chapter, args.profile, params, args.out, timeout=args.timeout)
             print(f"executed notebook and results: {folder}")
         elif args.command == "stage-assets":
             for path in book.stage_assets():
@@ -59,4 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ParameterError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except ChapterFailed as err:  # one line; the executed notebook holds the traceback
+        print(f"error: {err}", file=sys.stderr)
+        return 2 if err.bad_input else 1
+    except KeyboardInterrupt:
+        print("interrupted: the run folder keeps what was executed so far (run.json says so)", file=sys.stderr)
+        return 130
     return 0

@@ -9,7 +9,9 @@
 from __future__ import annotations
 
 import ast
+import io
 import os
+import tokenize
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,8 @@ from . import chapters as book
 from .profiles import PROFILES
 from .results import RUN_DIR_ENV
 
-__all__ = ["list_chapters", "notebook_parameters", "parse_value", "run_chapter"]
+__all__ = ["INPUT_ERRORS", "ChapterFailed", "cell_timeout", "list_chapters", "new_run_folder", "notebook_parameters",
+           "parameters_of", "parse_value", "run_chapter"]
 
 
 def parse_value(text: str) -> Any:
@@ -31,15 +34,42 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def notebook_parameters(path: Path) -> dict[str, dict[str, Any]]:
-    """The parameters cell of a chapter: name → {type, default, help}."""
-    import papermill
+def _comments(source: str) -> dict[int, str]:
+    """Line number → the text of the comment on that line."""
+    found = {}
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.COMMENT:
+            found[tok.start[0]] = tok.string.lstrip("#").strip()
+    return found
 
-    found = papermill.inspect_notebook(str(path))
-    return {
-        name: {"type": p["inferred_type_name"], "default": p["default"], "help": p["help"]}
-        for name, p in found.items()
-    }
+
+def parameters_of(source: str) -> dict[str, dict[str, Any]]:
+    """The parameters a ``parameters`` cell defines: name → {type, default, help}, read with ``ast``.
+
+    Every top-level assignment counts, whatever its annotation (papermill's own inspection skips annotations
+    such as ``list | None``, so it is not used here). ``default`` is the value as written; ``help`` the comment
+    on the same line.
+    """
+    comments = _comments(source)
+    found: dict[str, dict[str, Any]] = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            name, kind = node.target.id, ast.unparse(node.annotation)
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            name, kind = node.targets[0].id, "any"
+        else:
+            continue
+        found[name] = {"type": kind, "default": ast.unparse(node.value), "help": comments.get(node.lineno, "")}
+    return found
+
+
+def notebook_parameters(path: Path) -> dict[str, dict[str, Any]]:
+    """The parameters cell (tagged ``parameters``) of a chapter: name → {type, default, help}."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    cells = [c for c in nb.cells if c.cell_type == "code" and "parameters" in c.get("metadata", {}).get("tags", [])]
+    return parameters_of(cells[0].source) if cells else {}
 
 
 def list_chapters(root: Path | None = None) -> str:
@@ -52,11 +82,39 @@ def list_chapters(root: Path | None = None) -> str:
     return "\n".join(lines)
 
 
-def _check_run_request(path: Path, profile: str, params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+# Errors a chapter raises for input it cannot use: reported as one line, exit status 2 (bad input).
+INPUT_ERRORS = ("ParameterError", "DatasetUnavailableError")
+START_TIMEOUT = 120  # seconds for the kernel to start
+
+
+class ChapterFailed(RuntimeError):
+    """A chapter run that stopped on an error: one line naming the chapter, the cell and the error, and where
+    the executed notebook (the full log) is. ``bad_input`` is True for a :data:`INPUT_ERRORS` error."""
+
+    def __init__(self, message: str, *, bad_input: bool) -> None:
+        super().__init__(message)
+        self.bad_input = bad_input
+
+
+def cell_timeout(root: Path | str | None = None) -> int:
+    """Seconds one cell may run, from ``_config.yml`` (``execute: timeout``), the limit of every execution."""
+    import yaml
+
+    config = yaml.safe_load((book.find_root(root) / "_config.yml").read_text())
+    return int((config.get("execute") or {}).get("timeout", 600))
+
+
+def _check_run_request(path: Path, profile: str, params: dict[str, Any],
+                       out_root: Path | None) -> dict[str, dict[str, Any]]:
     if not path.is_file() or path.suffix != ".ipynb":
         raise ParameterError(f"chapter={str(path)!r} is not a notebook file; see `list-chapters`")
     if profile not in PROFILES:
         raise ParameterError(f"profile={profile!r} is not allowed; choose one of {', '.join(PROFILES)}")
+    if "profile" in params and params["profile"] != profile:
+        raise ParameterError(f"-p profile {params['profile']!r} contradicts --profile {profile!r}; give the profile "
+                             "once, with --profile")
+    if out_root is not None and out_root.exists() and not out_root.is_dir():
+        raise ParameterError(f"out={str(out_root)!r} is a file; give a folder for the runs")
     known = notebook_parameters(path)
     for name in params:
         if name not in known:
@@ -64,27 +122,71 @@ def _check_run_request(path: Path, profile: str, params: dict[str, Any]) -> dict
     return known
 
 
-def run_chapter(path: Path, profile: str, params: dict[str, Any], out_root: Path | None = None) -> Path:
-    """Execute a chapter with papermill into ``runs/<chapter>/<profile>-<timestamp>/``; return that folder."""
-    import papermill
-
-    _check_run_request(path, profile, params)
-    base = book.find_root(path.parent)
+def new_run_folder(parent: Path, prefix: str) -> Path:
+    """A folder ``parent/<prefix>-<timestamp>`` that no other run has: created here, exclusively (two runs started
+    in the same second get ``…-2``, ``…-3``)."""
+    parent.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    folder = (out_root or base / "runs") / path.stem / f"{profile}-{stamp}"
-    folder.mkdir(parents=True, exist_ok=True)
+    for k in range(1, 1000):
+        folder = parent / (f"{prefix}-{stamp}" if k == 1 else f"{prefix}-{stamp}-{k}")
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
+    raise RuntimeError(f"no free run folder under {parent} for {prefix}-{stamp}")
+
+
+def _failure(err: BaseException, path: Path, executed: Path) -> ChapterFailed:
+    """One line for a failed execution, from papermill's error (the cell, the exception) or the timeout."""
+    ename = getattr(err, "ename", type(err).__name__)
+    evalue = str(getattr(err, "evalue", err)).strip().splitlines()
+    cell = getattr(err, "exec_count", None)
+    where = f"cell [{cell}]" if cell is not None else "a cell"
+    message = f"{path.name}, {where}: {ename}: {evalue[0] if evalue else ''} (full log: {executed})"
+    return ChapterFailed(message, bad_input=ename in INPUT_ERRORS)
+
+
+def run_chapter(path: Path, profile: str, params: dict[str, Any], out_root: Path | None = None, *,
+                timeout: int | None = None) -> Path:
+    """Execute a chapter with papermill into a new ``runs/<chapter>/<profile>-<timestamp>/``; return that folder.
+
+    ``run.json`` there records the parameters and provenance, and the run's ``status`` ("running", then
+    "finished" or "failed" with the error). Every cell may run ``timeout`` seconds (default: ``_config.yml``'s
+    ``execute: timeout``); a cell past it fails the run. A failure raises :class:`ChapterFailed` with one line.
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    _check_run_request(path, profile, params, out_root)
+    base = book.find_root(path.parent)
+    limit = cell_timeout(base) if timeout is None else timeout
+    folder = new_run_folder((out_root or base / "runs") / path.stem, profile)
     all_params = {"profile": profile, **params}
-    atomic_write_json(folder / "run.json", provenance(chapter=path.name, parameters=all_params))
+    record = provenance(chapter=path.name, parameters=all_params, cell_timeout=limit, repository=base)
+    atomic_write_json(folder / "run.json", {**record, "status": "running"})
+    executed = folder / path.name
     previous = os.environ.get(RUN_DIR_ENV)
     os.environ[RUN_DIR_ENV] = str(folder)
+    status: dict[str, Any] = {"status": "failed", "error": "interrupted"}
     try:
-        papermill.execute_notebook(str(path), str(folder / path.name), parameters=all_params,
-                                   cwd=str(path.parent), progress_bar=True, kernel_name="python3")
+        papermill.execute_notebook(str(path), str(executed), parameters=all_params, cwd=str(path.parent),
+                                   progress_bar=True, kernel_name="python3", execution_timeout=limit,
+                                   start_timeout=START_TIMEOUT)
+        status = {"status": "finished"}
+    except PapermillExecutionError as err:
+        failure = _failure(err, path, executed)
+        status = {"status": "failed", "error": str(failure)}
+        raise failure from None
+    except TimeoutError as err:  # nbclient's CellTimeoutError is a TimeoutError
+        failure = ChapterFailed(f"{path.name}: a cell ran past the {limit} s limit ({err}) (full log: {executed})",
+                                bad_input=False)
+        status = {"status": "failed", "error": str(failure)}
+        raise failure from None
     finally:
+        atomic_write_json(folder / "run.json", {**record, **status})
         if previous is None:
             os.environ.pop(RUN_DIR_ENV, None)
         else:
             os.environ[RUN_DIR_ENV] = previous
     return folder
-
-
