@@ -303,3 +303,14 @@ def test_operator_refuses_a_wrong_vector_shape():
         op @ torch.zeros(op.numel + 1, dtype=torch.float64)
     with pytest.raises(ValueError, match=rf"matrix must have shape \({op.numel}, k\)"):
         op.matmat(torch.zeros(3, 2, dtype=torch.float64))
+
+
+def test_undefined_sigma_is_refused_not_reported_as_converged():
+    model, x, y, _ = _operator_case()
+    with pytest.raises(ValueError, match="^inputs and targets must hold the same, non-zero number of samples"):
+        top_eigenvalue(model, CE, x[:0], y[:0])
+    broken = copy.deepcopy(model)
+    with torch.no_grad():
+        broken.fc.weight[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="^model and batch give a loss gradient with nan or inf entries"):
+        top_eigenvalue(broken, CE, x, y)

@@ -356,3 +356,42 @@ def test_batch_order_argument_checks(kwargs: dict, match: str) -> None:
     with pytest.raises(ParameterError, match=match) as info:
         BatchOrder(**kwargs)
     assert "\n" not in str(info.value)
+
+
+def test_a_stalled_download_times_out_with_the_usual_message(monkeypatch, tmp_path: Path) -> None:
+    """A server on loopback that accepts the connection and never answers: the download gives up after
+    ``timeout`` seconds instead of hanging (torchvision itself sets no socket timeout)."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept_and_stay_silent() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept_and_stay_silent, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/cifar-10-python.tar.gz"
+    monkeypatch.setattr(torchvision.datasets.CIFAR10, "url", url)
+    try:
+        with pytest.raises(DatasetUnavailableError) as info:
+            load_cifar("cifar10", tmp_path, timeout=0.5)
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        server.close()
+    message = str(info.value)
+    assert held and "\n" not in message  # the server was reached, and it never answered
+    assert f"no answer from {url} within timeout=0.5 s" in message and "cifar-10-python.tar.gz" in message
+    assert socket.getdefaulttimeout() is None  # restored

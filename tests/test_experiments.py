@@ -133,8 +133,8 @@ def test_resume_skips_finished_gammas(tmp_path, monkeypatch):
     from unrolling_lib.experiments import verification as experiments
 
     first = verification_experiment(gammas=[0.0, 5.0], checkpoint_dir=tmp_path, **SMALL)
-    assert (tmp_path / "gamma_0.csv").exists() and (tmp_path / "pretrained_gamma_5.pt").exists()
-    (tmp_path / "gamma_5.csv").unlink()
+    assert (tmp_path / "gamma_0.0.csv").exists() and (tmp_path / "pretrained_gamma_5.0.pt").exists()
+    (tmp_path / "gamma_5.0.csv").unlink()
     done = []
     original = experiments._one_gamma
     monkeypatch.setattr(experiments, "_one_gamma", lambda gamma, **kw: done.append(gamma) or original(gamma, **kw))
@@ -251,3 +251,26 @@ def test_deterministic_mode_gives_the_same_numbers_on_a_cpu():
     pd.testing.assert_frame_equal(a, b, check_exact=True)
     pd.testing.assert_frame_equal(a, plain, check_exact=True)
     assert not torch.are_deterministic_algorithms_enabled()  # restored afterwards
+
+
+def test_a_refused_call_leaves_its_checkpoint_folder_usable(tmp_path):
+    """Every check runs before the folder is claimed: a call refused for its data set does not poison it."""
+    with pytest.raises(ParameterError, match="^dataset='mnist' is not allowed"):
+        verification_experiment(gammas=[0.0], dataset="mnist", checkpoint_dir=tmp_path, **SMALL)
+    assert not any(tmp_path.iterdir())
+    with pytest.raises(ParameterError, match="^hessian_batch_size=5000 is not allowed"):
+        verification_experiment(gammas=[0.0], hessian_batch_size=5000, checkpoint_dir=tmp_path, **SMALL)
+    assert not any(tmp_path.iterdir())
+    verification_experiment(gammas=[0.0], checkpoint_dir=tmp_path, **{**SMALL, "finetune_steps": 2})
+
+
+def test_checkpoints_keep_close_gammas_and_other_run_settings_apart(tmp_path):
+    small = {**SMALL, "pretrain_steps": 2, "finetune_steps": 2, "verify_every": 1, "sigma_every": 1}
+    first = verification_experiment(gammas=[1.0, 1.0000001], checkpoint_dir=tmp_path, **small)
+    names = sorted(p.name for p in tmp_path.glob("gamma_*.csv"))
+    assert names == ["gamma_1.0.csv", "gamma_1.0000001.csv"]  # one file each, not one shared `gamma_1.csv`
+    assert first.table["gamma"].unique().tolist() == [1.0, 1.0000001]
+    with pytest.raises(ParameterError, match="differ in threads"):
+        verification_experiment(gammas=[1.0], checkpoint_dir=tmp_path, **{**small, "threads": 2})
+    with pytest.raises(ParameterError, match="differ in deterministic"):
+        verification_experiment(gammas=[1.0], checkpoint_dir=tmp_path, deterministic=True, **small)

@@ -134,3 +134,8 @@ def test_l2_penalty() -> None:
     assert pen.item() == 0.0 and all(torch.isfinite(p.grad).all() for p in trainable)
     with pytest.raises(ValueError, match="lam="):
         l2_penalty(model, -1.0)
+
+
+def test_an_empty_batch_is_refused():
+    with pytest.raises(ValueError, match="^logits must hold at least one sample"):
+        sd_loss(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long), 1.0)

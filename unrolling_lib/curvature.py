@@ -180,10 +180,25 @@ def top_eigenvalue(
     """
     tol = check_number("tol", tol, high=1.0)
     max_iter = check_int("max_iter", max_iter, 1)
+    _check_batch(inputs, targets)
     with eval_mode(model):
         op = HVPOperator(model, loss_fn, inputs, targets)
+        if not torch.isfinite(op.gradient).all():
+            raise ParameterError("model and batch give a loss gradient with nan or inf entries; σ is not defined "
+                                 "there (check the weights and the batch)")
         v0 = _start_vector(op, init, seed)
-        return _lanczos(op, v0, float(tol), max_iter)
+        result = _lanczos(op, v0, float(tol), max_iter)
+    if not math.isfinite(result.value):  # a Hessian with nan entries where the gradient was finite
+        result.converged = False
+    return result
+
+
+def _check_batch(inputs: torch.Tensor, targets: torch.Tensor) -> None:
+    if not (isinstance(inputs, torch.Tensor) and isinstance(targets, torch.Tensor)):
+        raise ParameterError("inputs and targets must be tensors")
+    if len(inputs) == 0 or len(inputs) != len(targets):
+        raise ParameterError(f"inputs and targets must hold the same, non-zero number of samples; got "
+                             f"{len(inputs)} and {len(targets)}")
 
 
 def _start_vector(op: HVPOperator, init: torch.Tensor | EigenResult | None, seed: int) -> torch.Tensor:

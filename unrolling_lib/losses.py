@@ -61,6 +61,8 @@ def _check_logits(logits: torch.Tensor) -> None:
         raise ParameterError(f"logits must be a tensor of shape (batch, classes); got {shape}")
     if logits.shape[1] < 2:
         raise ParameterError(f"logits must have at least 2 classes; got {logits.shape[1]}")
+    if logits.shape[0] == 0:
+        raise ParameterError("logits must hold at least one sample; the mean over an empty batch is not defined")
 
 
 def check_scaling(scaling: str) -> str:

@@ -21,7 +21,8 @@ import http.client
 import os
 import socket
 import urllib.error
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -216,7 +217,19 @@ def default_data_root() -> Path:
 _NETWORK_ERRORS = (urllib.error.URLError, ConnectionError, TimeoutError, socket.timeout, http.client.HTTPException)
 
 
-def _open_torchvision_cifar(name: str, root: Path, train: bool, download: bool) -> Any:
+@contextmanager
+def _socket_timeout(seconds: float) -> Iterator[None]:
+    """Every new socket times out after ``seconds`` inside the block (torchvision's download sets none, so a
+    server that accepts the connection and never answers would hang it forever)."""
+    saved = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(saved)
+
+
+def _open_torchvision_cifar(name: str, root: Path, train: bool, download: bool, timeout: float) -> Any:
     """The torchvision data set object, or a one-line :class:`DatasetUnavailableError`."""
     import torchvision
 
@@ -227,10 +240,15 @@ def _open_torchvision_cifar(name: str, root: Path, train: bool, download: bool) 
         f"or set the {DATA_ENV_VAR} environment variable (or root=) to a folder that has it"
     )
     try:
-        return cls(root=str(root), train=train, download=download)
+        with _socket_timeout(timeout):
+            return cls(root=str(root), train=train, download=download)
     except _NETWORK_ERRORS as err:
         reason = getattr(err, "reason", err)
-        msg = f"{label} is not in {root} and could not be downloaded (no network: {reason}); {hint}"
+        if isinstance(reason, TimeoutError) or isinstance(err, TimeoutError):
+            why = f"no answer from {cls.url} within timeout={timeout:g} s"
+        else:
+            why = f"no network: {reason}"
+        msg = f"{label} is not in {root} and could not be downloaded ({why}); {hint}"
         raise DatasetUnavailableError(msg) from None
     except RuntimeError as err:
         if "not found or corrupted" not in str(err):
@@ -248,6 +266,7 @@ def load_cifar(
     subset: int | None = None,
     seed: int = 0,
     dtype: torch.dtype = torch.float32,
+    timeout: float = 60.0,
 ) -> TensorData:
     """CIFAR-10 or CIFAR-100 (§6.1) as (N, 3, 32, 32) tensors, normalised with :data:`CIFAR_STATS`.
 
@@ -255,12 +274,14 @@ def load_cifar(
     are downloaded there once (about 170 MB) unless ``download=False``. Without the files and without
     network this raises :class:`DatasetUnavailableError` with what to put where. ``subset`` keeps that
     many images of the split, chosen by ``seed`` and kept in their original order. The full training
-    split takes about 600 MB as float32.
+    split takes about 600 MB as float32. ``timeout``: seconds without an answer from the download server
+    before giving up (with the same one-line error as without network).
     """
     name = check_choice("name", name, ("cifar10", "cifar100"))
     seed = check_int("seed", seed, 0)
     root_path = Path(root).expanduser() if root is not None else default_data_root()
-    dataset = _open_torchvision_cifar(name, root_path, bool(train), bool(download))
+    timeout = check_number("timeout", timeout)
+    dataset = _open_torchvision_cifar(name, root_path, bool(train), bool(download), timeout)
     images = np.asarray(dataset.data)  # (N, 32, 32, 3) uint8
     keep = subset_positions(len(images), subset, seed)
     x = torch.from_numpy(images[keep]).permute(0, 3, 1, 2).to(dtype).div_(255.0)

@@ -42,10 +42,10 @@ import torch
 from torch import nn
 
 from ..curvature import SIGMA_MODES
-from ..data import BatchOrder, TensorData, batch_tensors, load_dataset
+from ..data import DATASETS, BatchOrder, TensorData, batch_tensors, load_dataset
 from ..losses import check_scaling, make_loss
 from ..metrics import accuracy, pearson, verification_error
-from ..models import build_model
+from ..models import MODELS, build_model
 from ..params import flat_weights
 from ..storage import atomic_torch_save, atomic_write_json, read_table, write_table
 from ..training import StepState, TrainingDiverged, cpu_threads, pick_device, train, train_lockstep
@@ -199,7 +199,7 @@ def _one_gamma(gamma: float, *, data: TensorData, test: TensorData, model_name: 
     model = _build(model_name, data, seed).to(device)
 
     # 1. Pre-training → M_N (cached, so that a resumed run does not repeat it).
-    cached = checkpoint_dir / f"pretrained_gamma_{gamma:g}.pt" if checkpoint_dir is not None else None
+    cached = checkpoint_dir / f"pretrained_gamma_{_tag(gamma)}.pt" if checkpoint_dir is not None else None
     if p["pretrain_steps"] > 0:
         if cached is not None and cached.exists():
             model.load_state_dict(torch.load(cached, map_location=device, weights_only=True))
@@ -324,11 +324,10 @@ def verification_experiment(
     if p["unlearn_step"] >= p["finetune_steps"]:
         raise ParameterError(f"unlearn_step={unlearn_step} is not allowed; use a step of the fine-tuning run, "
                              f"0..{p['finetune_steps'] - 1}")
+    check_choice("dataset", dataset, DATASETS)
+    check_choice("model", model, tuple(MODELS))
     dev = pick_device(device)
-
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    if folder is not None:
-        _claim_folder(folder, p)
 
     data = load_dataset(dataset, train=True, subset=p["train_subset"], seed=p["seed"]).to(dev)
     test = load_dataset(dataset, train=False, subset=p["test_subset"], seed=p["seed"]).to(dev)
@@ -339,14 +338,16 @@ def verification_experiment(
     picked = np.random.default_rng([_HESSIAN_TAG, p["seed"]]).choice(len(data), p["hessian_batch_size"],
                                                                       replace=False)
     hessian_batch = batch_tensors(data, np.sort(picked), dev)
+    if folder is not None:  # only once every check has passed: a refused call leaves the folder as it was
+        _claim_folder(folder, {**p, "threads": threads, "device": str(dev), "deterministic": deterministic})
 
     tables, sigmas, diverged = [], [], {}
     for gamma in gammas:
-        done = folder / f"gamma_{gamma:g}.csv" if folder is not None else None
+        done = folder / f"gamma_{_tag(gamma)}.csv" if folder is not None else None
         if done is not None and done.exists():
             tables.append(read_table(done))
-            if done.with_name(f"sigma_gamma_{gamma:g}.csv").exists():
-                sigmas.append(read_table(done.with_name(f"sigma_gamma_{gamma:g}.csv")))
+            if done.with_name(f"sigma_gamma_{_tag(gamma)}.csv").exists():
+                sigmas.append(read_table(done.with_name(f"sigma_gamma_{_tag(gamma)}.csv")))
             continue
         try:
             with cpu_threads(threads):
@@ -365,8 +366,8 @@ def verification_experiment(
                 sigmas.append(sig)
             continue  # not saved as done: a resumed run tries it again
         if folder is not None:
-            write_table(sig, folder / f"sigma_gamma_{gamma:g}.csv", gamma=gamma, **p)
-            write_table(rows, folder / f"gamma_{gamma:g}.csv", gamma=gamma, **p)
+            write_table(sig, folder / f"sigma_gamma_{_tag(gamma)}.csv", gamma=gamma, **p)
+            write_table(rows, folder / f"gamma_{_tag(gamma)}.csv", gamma=gamma, **p)
         tables.append(rows)
         sigmas.append(sig)
 
@@ -378,8 +379,15 @@ def verification_experiment(
     return VerificationResult(table=df, sigma=sigma, params=p, diverged=diverged)
 
 
+def _tag(gamma: float) -> str:
+    """γ as it appears in a checkpoint's file name: ``repr`` of the float, exact (1.0 and 1.0000001 differ)."""
+    return repr(float(gamma))
+
+
 def _claim_folder(folder: Path, params: dict[str, Any]) -> None:
-    """Record the parameters in ``folder``; refuse a folder that holds results of other parameters."""
+    """Record the parameters in ``folder``; refuse a folder that holds results of other parameters (including
+    the threads, device and deterministic mode: each changes v in its last digits, so a resume must not mix
+    them)."""
     stamp = folder / "verification_params.json"
     if stamp.exists():
         held = json.loads(stamp.read_text())

@@ -1,7 +1,7 @@
 """What every figure of the book shares: the template, sliders over precomputed frames, axis helpers.
 
 A slider over ``go.Frame`` objects works in the static book with no kernel. plotly's HTML plays every frame
-once when the page loads, so :func:`slider_figure_frames` puts the active frame last: the page then ends on the
+once when the page loads, so :func:`active_last` puts the active frame last: the page then ends on the
 frame the slider shows.
 """
 
