@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from unrolling_lib import toy_classifier as toy
+from unrolling_lib.figures.toy import SCALING_LABELS
+from unrolling_lib.theory.toy import TOY_DEFAULTS
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = Path(os.environ.get("UNROLLING_BOOK_HTML", ROOT / "_build" / "html"))
@@ -37,7 +38,7 @@ def _frames(html: str) -> list[list[dict]]:
 def test_page_carries_sliders_over_frames_for_every_gamma():
     html = _page()
     sizes = sorted(len(f) for f in _frames(html))
-    quick = toy.DEFAULTS["quick"]
+    quick = TOY_DEFAULTS["quick"]
     n_slider, n_train = len(quick["slider_gammas"]), len(quick["gammas"])
     assert sizes == sorted([n_slider, n_slider, n_train]), f"frames per figure: {sizes}"
     assert html.count('"sliders"') >= 3
@@ -48,7 +49,7 @@ def test_page_carries_sliders_over_frames_for_every_gamma():
 def test_page_has_the_scaling_toggle_and_no_widget_leftovers():
     html = _page()
     assert html.count('"updatemenus"') >= 2
-    for label in toy.SCALING_LABELS.values():
+    for label in SCALING_LABELS.values():
         assert label in html or label.replace("/", "\\u002f") in html, f"no toggle button {label!r}"
     assert "application/vnd.jupyter.widget-view+json" not in html  # ipywidgets only in a live kernel
     assert "Traceback" not in html
