@@ -48,13 +48,9 @@ def flat(model):
     return torch.cat([p.detach().double().reshape(-1) for p in model.parameters()])
 
 
-def test_protocol_recomputed_by_hand():
-    gamma, lr = 5.0, 0.01
-    result = verification_experiment(gammas=[gamma], **SMALL)
-    df = result.table
-    assert list(df.columns) == list(VERIFICATION_COLUMNS) and df["t"].tolist() == [10, 20, 30]
-
-    # §8.3 written out: M_N, then M (x̂₁ … x̂_t) and M′ (x̂₂ … x̂_t) from it, w″ = w_t + η ∇L(w₀; x̂₁).
+def protocol_by_hand(gamma: float, lr: float, at: str = "initial"):
+    """§8.3 written out for SMALL: M_N, then M (x̂₁ … x̂_t) and M′ (x̂₂ … x̂_t) from it, and
+    w″ = w_t + η ∇L(w; x̂₁) with w = w₀ (``at="initial"``) or w_t (``"final"``). Returns (data, w₀, M, M′, w″)."""
     data = load_digits_dataset(train=True)
     model = build_model("small_cnn", 10, seed=0, in_channels=1)
     sgd(model, data, BatchOrder(len(data), 128, steps=20, seed=0), 0.1, gamma)
@@ -64,8 +60,19 @@ def test_protocol_recomputed_by_hand():
     sgd(model, data, order, lr, gamma)
     sgd(retrained, data, list(order)[1:], lr, gamma)
     x1, y1 = batch_tensors(data, order[0])
-    grads = torch.autograd.grad(sd_loss(w0(x1), y1, gamma), list(w0.parameters()))
+    where = w0 if at == "initial" else model
+    grads = torch.autograd.grad(sd_loss(where(x1), y1, gamma), list(where.parameters()))
     unlearned = flat(model) + lr * torch.cat([g.double().reshape(-1) for g in grads])
+    return data, w0, model, retrained, unlearned
+
+
+def test_protocol_recomputed_by_hand():
+    gamma, lr = 5.0, 0.01
+    result = verification_experiment(gammas=[gamma], **SMALL)
+    df = result.table
+    assert list(df.columns) == list(VERIFICATION_COLUMNS) and df["t"].tolist() == [10, 20, 30]
+
+    data, w0, model, retrained, unlearned = protocol_by_hand(gamma, lr)
     last = df.iloc[-1]
     v = float(torch.linalg.vector_norm(unlearned - flat(retrained)))
     change = float(torch.linalg.vector_norm(flat(model) - flat(w0)))
@@ -211,16 +218,7 @@ def test_unlearning_at_the_final_weights_uses_the_gradient_at_w_t():
     gamma, lr = 0.0, 0.01
     table = verification_experiment(gammas=[gamma], unlearn_at="final", **SMALL).table
     initial = verification_experiment(gammas=[gamma], **SMALL).table
-    data = load_digits_dataset(train=True)
-    model = build_model("small_cnn", 10, seed=0, in_channels=1)
-    sgd(model, data, BatchOrder(len(data), 128, steps=20, seed=0), 0.1, gamma)
-    order = BatchOrder(len(data), 32, steps=30, seed=1)
-    retrained = copy.deepcopy(model)
-    sgd(model, data, order, lr, gamma)
-    sgd(retrained, data, list(order)[1:], lr, gamma)
-    x1, y1 = batch_tensors(data, order[0])
-    grads = torch.autograd.grad(sd_loss(model(x1), y1, gamma), list(model.parameters()))
-    unlearned = flat(model) + lr * torch.cat([g.double().reshape(-1) for g in grads])
+    _, _, model, retrained, unlearned = protocol_by_hand(gamma, lr, at="final")
     v = float(torch.linalg.vector_norm(unlearned - flat(retrained)))
     tol = 8 * torch.finfo(torch.float32).eps * float(flat(model).norm())
     assert table["v"].iloc[-1] == pytest.approx(v, abs=tol)
