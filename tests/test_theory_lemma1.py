@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from unrolling_lib.profiles import ParameterError
 from unrolling_lib.theory import lemma1 as lm
+from unrolling_lib.validation import ParameterError
 
 
 @pytest.mark.parametrize(("n", "m"), [(2, 1), (3, 1), (3, 2), (4, 2), (2, 3)])
@@ -99,13 +99,15 @@ def test_both_weighings_of_p_prime_agree() -> None:
 def test_the_bounds_hold_in_every_row(dim: int) -> None:
     table = lm.lemma1_table([2, 3], [1, 2], [0.01, 0.05, 0.3], dim=dim, lr=0.1)
     assert (table["orderings"] == [math.factorial(n) ** m for n, m in zip(table["n"], table["m"], strict=True)]).all()
-    assert (table["preimages_per_I′"] == table["n"] ** table["m"]).all()
+    assert (table["preimages_per_retrained"] == table["n"] ** table["m"]).all()
+    assert (table["retrained_orderings"] == [math.factorial(n - 1) ** m for n, m in
+                                             zip(table["n"], table["m"], strict=True)]).all()
     assert (table["sup_norm"] <= table["triangle_bound"] * (1 + 1e-6)).all()
     assert (table["triangle_bound"] <= table["bound"] * (1 + 1e-9)).all()
     assert (table["sup_norm_unlearned"] <= table["bound_unlearned"] * (1 + 1e-9)).all()
     assert (table["psi"] <= table["v"] + 1e-15).all()  # ‖mean v_I‖ ≤ mean ‖v_I‖
     assert (table["psi"] <= table["reverse_bound"]).all()
-    assert np.allclose(table["psi_on_W"], table["psi"], rtol=1e-6, atol=1e-9)
+    assert np.allclose(table["psi_on_box"], table["psi"], rtol=1e-6, atol=1e-9)
     # the bound tightens as the noise widens, and is nearly tight once s is several times d
     for _, g in table.groupby(["n", "m"]):
         assert np.all(np.diff(g.sort_values("noise_scale")["ratio"].to_numpy()) > 0)
@@ -121,20 +123,112 @@ def test_sup_norm_of_a_single_shift_is_found() -> None:
 def test_bad_parameters_are_refused() -> None:
     with pytest.raises(ParameterError, match="dim"):
         lm.lemma1_case(3, 1, dim=3)
+    with pytest.raises(ParameterError, match="dim"):
+        lm.lemma1_case(3, 1, dim=True)  # a bool is not a dimension
     with pytest.raises(ParameterError, match="orderings"):
         lm.orderings(7, 2)
     with pytest.raises(ParameterError, match="x_star"):
         lm.lemma1_case(3, 1, x_star=5)
+    with pytest.raises(ParameterError, match="x_star"):
+        lm.lemma1_case(3, 1, x_star=1.0)
     with pytest.raises(ParameterError, match="noise_scales"):
         lm.lemma1_table([2], [1], [0.0])
     with pytest.raises(ParameterError, match="scale"):
         lm.gaussian_lipschitz(-1.0, 1)
+    with pytest.raises(ParameterError, match="lr"):
+        lm.lemma1_case(3, 1, lr=0.0)
 
 
-def test_figures_are_built() -> None:
-    table = lm.lemma1_table([2, 3], [1], [0.01, 0.1])
-    assert len(lm.lemma1_figure(table).data) > 3
-    fig = lm.lemma1_density_figure(lm.lemma1_case(3, 1), [0.01, 0.1])
-    assert len(fig.frames) == 2 and all(f.layout.yaxis.range is not None for f in fig.frames)
+def test_the_table_checks_every_argument_before_any_work() -> None:
+    # the messages name the parameter as the table's caller spelled it, not the per-case n and m
+    with pytest.raises(ParameterError, match=r"ns\[1\]=1"):
+        lm.lemma1_table([2, 1], [1], [0.1])
+    with pytest.raises(ParameterError, match="epochs"):
+        lm.lemma1_table([2], [], [0.1])
+    with pytest.raises(ParameterError, match="ns=7, epochs=2 give 25401600 orderings"):
+        lm.lemma1_table([2, 7], [1, 2], [0.1])
+    with pytest.raises(ParameterError, match="x_star"):
+        lm.lemma1_table([2, 3], [1], [0.1], x_star=2)  # no point 2 when n = 2
+
+
+def test_defaults_are_the_quick_profile() -> None:
+    quick = lm.LEMMA1_DEFAULTS["quick"]
+    case = lm.lemma1_case(3, 1)
+    assert (case.lr, case.dim, case.x_star) == (quick["lr"], quick["dim"], quick["x_star"]) == (0.1, 1, 0)
+    explicit = lm.lemma1_case(3, 1, lr=0.1, dim=1, x_star=0)
+    assert np.array_equal(case.w_full, explicit.w_full)
+    table = lm.lemma1_table(noise_scales=[0.1])
+    assert sorted(set(table["n"])) == quick["ns"] and sorted(set(table["m"])) == quick["epochs"]
+
+
+def test_case_keeps_the_distinct_retrained_orderings_and_their_weights() -> None:
+    case = lm.lemma1_case(3, 2, x_star=1)
+    # the distinct I′ are the orderings of D′ = {x₀, x₂}, each trained on directly
+    direct = np.array([0, 2])[lm.orderings(2, 2)]
+    assert {tuple(r) for r in case.retrained_orders} == {tuple(r) for r in direct}
+    assert np.allclose(case.unique_retrained, lm.sgd_final_weights(case.x, case.y, case.retrained_orders, case.lr),
+                       rtol=0, atol=0)
+    assert len(case.per_retrained) == len(case.retrained_orders) and case.per_retrained.sum() == len(case.orders)
+
+
+def test_ordering_table_lists_orderings_beside_their_reduction() -> None:
+    case = lm.lemma1_case(3, 2, x_star=0)
+    table = lm.ordering_table(case, every=6)
+    assert list(table.columns) == ["ordering", "retrained_ordering"] and len(table) == 6
+    for k, row in table.iterrows():
+        visits = [int(i) for i in row["ordering"].split()]
+        assert visits == list(case.orders[6 * k])
+        assert [int(i) for i in row["retrained_ordering"].split()] == [i for i in visits if i != 0]
+    assert len(lm.ordering_table(case)) == 36
+    with pytest.raises(ParameterError, match="every"):
+        lm.ordering_table(case, every=0)
+
+
+def test_summary_matches_the_table_row_by_row() -> None:
+    table = lm.lemma1_table([2, 3], [1, 2], [0.01, 0.3])
+    summary = lm.lemma1_summary(table)
+    ratios = [r["sup_norm"] / r["bound"] for _, r in table.iterrows()]
+    assert summary.rows == 8
+    assert (summary.ratio_min, summary.ratio_max) == pytest.approx((min(ratios), max(ratios)), rel=1e-12)
+    assert summary.step2_kept == pytest.approx(np.mean(table["sup_norm"].to_numpy() / table["triangle_bound"]))
+    assert summary.step3_kept == pytest.approx(np.mean(table["triangle_bound"].to_numpy() / table["bound"]))
+    assert summary.unlearning_closer == sum(r["v"] < r["d"] for _, r in table.iterrows())
+    assert summary.median_v_over_d == pytest.approx(float(np.median(table["v"] / table["d"])))
+    # more epochs loosen the bound at every (n, s), here; a table where m = 2 is tighter somewhere says no
+    expected = all(table.query("n == @n and noise_scale == @s and m == 1")["ratio"].iloc[0]
+                   > table.query("n == @n and noise_scale == @s and m == 2")["ratio"].iloc[0]
+                   for n in (2, 3) for s in (0.01, 0.3))
+    assert summary.ratio_falls_with_epochs == expected
+    flipped = table.copy()
+    flipped.loc[(flipped["m"] == 2) & (flipped["n"] == 3), "ratio"] = 2.0
+    assert not lm.lemma1_summary(flipped).ratio_falls_with_epochs
+    with pytest.raises(ParameterError, match="lemma1_table"):
+        lm.lemma1_summary(table.drop(columns="ratio"))
+
+
+def test_density_curves_are_the_gaussian_mixtures() -> None:
+    case = lm.lemma1_case(3, 1)
+    curves = lm.density_curves(case, [0.02, 0.2], points=101)
+    assert [c.noise_scale for c in curves] == [0.02, 0.2]
+    for c in curves:
+        s = c.noise_scale
+        assert len(c.grid) == 101
+        centres = np.concatenate([case.w_full, case.unique_retrained, case.w_unlearned])[:, 0]
+        assert c.grid[0] == pytest.approx(centres.min() - 4 * s) and c.grid[-1] == pytest.approx(centres.max() + 4 * s)
+
+        def mixture(ws: np.ndarray, s: float = s, grid: np.ndarray = c.grid) -> np.ndarray:
+            # independent: the average of N(w_c, s²) densities, written out
+            z = (grid[:, None] - ws[None, :, 0]) / s
+            return (np.exp(-z**2 / 2) / (s * np.sqrt(2 * np.pi))).mean(axis=1)
+
+        assert np.allclose(c.full, mixture(case.w_full), rtol=1e-12)
+        assert np.allclose(c.retrained, mixture(case.unique_retrained), rtol=1e-12)
+        assert np.allclose(c.unlearned, mixture(case.w_full + case.update), rtol=1e-12)
+        assert np.array_equal(c.gap, np.abs(c.full - c.retrained))
+        d = np.abs(case.w_full - case.w_retrained)[:, 0].mean()
+        assert c.bound == pytest.approx(np.exp(-0.5) / (np.sqrt(2 * np.pi) * s**2) * d, rel=1e-12)
+        assert c.gap.max() <= c.bound  # Lemma 1 on the grid
     with pytest.raises(ParameterError, match="dim"):
-        lm.lemma1_density_figure(lm.lemma1_case(2, 1, dim=2), [0.1])
+        lm.density_curves(lm.lemma1_case(2, 1, dim=2), [0.1])
+    with pytest.raises(ParameterError, match="noise_scales"):
+        lm.density_curves(case, [])

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import inspect
+import warnings
+
 import numpy as np
 import pytest
 import torch
 
-from unrolling_lib.metrics import flat_params, verification_error
+from unrolling_lib.metrics import verification_error
 from unrolling_lib.models import MLP
-from unrolling_lib.profiles import ParameterError
+from unrolling_lib.params import flat_weights
 from unrolling_lib.theory import symmetry as sym
+from unrolling_lib.validation import ParameterError
 
 
 def _mlp(hidden: tuple[int, ...], seed: int = 0) -> MLP:
@@ -20,13 +24,13 @@ def _mlp(hidden: tuple[int, ...], seed: int = 0) -> MLP:
 @pytest.mark.parametrize("hidden", [(5,), (7, 3)])
 def test_permutation_keeps_outputs_and_moves_weights(hidden: tuple[int, ...]) -> None:
     model = _mlp(hidden)
-    before = flat_params(model).clone()
+    before = flat_weights(model).clone()
     perms = [sym.random_permutation(h, seed=i) for i, h in enumerate(hidden)]
     permuted = sym.permute_hidden(model, perms)
     x = torch.randn(50, 6, dtype=torch.float64)
     assert torch.allclose(model(x), permuted(x), rtol=1e-12, atol=1e-12)
     assert verification_error(model, permuted) > 0.1
-    assert torch.equal(flat_params(model), before)  # the original is untouched
+    assert torch.equal(flat_weights(model), before)  # the original is untouched
     inverse = [torch.argsort(p) for p in perms]
     restored = sym.permute_hidden(permuted, inverse)
     assert verification_error(model, restored) == 0.0
@@ -54,6 +58,12 @@ def test_bad_permutations_are_refused() -> None:
         sym.permute_hidden(torch.nn.Linear(2, 2), torch.arange(2))
     with pytest.raises(ParameterError, match="width"):
         sym.random_permutation(1)
+    with pytest.raises(ParameterError, match="width"):
+        sym.random_permutation(True)
+    with pytest.raises(ParameterError, match="seed"):
+        sym.random_permutation(4, seed=-1)
+    with pytest.raises(ParameterError, match="perm has 1 permutations"):
+        sym.permute_hidden(_mlp((5, 3)), [torch.arange(5)])
 
 
 def test_interpolation_ratio_tends_to_the_directional_derivative() -> None:
@@ -71,25 +81,96 @@ def test_interpolation_ratio_tends_to_the_directional_derivative() -> None:
     assert (table["ratio"] < 1.5 * table["limit"]).all()
 
 
-def test_nearby_models_and_permutation_check() -> None:
-    pair = sym.train_nearby_models(hidden=(8,), subset=64, batch_size=16, epochs=1, lr=0.1, skip=1)
-    check = sym.permutation_check(pair).set_index("compared with M")
-    permuted, retrained = check.iloc[0], check.iloc[1]
-    assert permuted["max output difference"] < 1e-12
-    assert retrained["max output difference"] > 1e-6
-    assert permuted["verification error ‖w − w_other‖₂"] > 10 * retrained["verification error ‖w − w_other‖₂"]
+@pytest.fixture(scope="module")
+def pair() -> sym.NearbyModels:
+    return sym.train_nearby_models(hidden=(8,), subset=64, batch_size=16, epochs=1, lr=0.1, unlearn_step=1)
 
 
-def test_symmetry_figure_has_both_panels() -> None:
-    a = _mlp((4,))
-    b = sym.permute_hidden(a, sym.random_permutation(4))
-    x = torch.randn(10, 6, dtype=torch.float64)
-    near = sym.interpolation_table(a, _mlp((4,), seed=1), x, sym.default_alphas(5))
-    path = sym.interpolation_table(a, b, x, sym.linear_path_alphas(5))
-    fig = sym.symmetry_figure(near, path, verification_error(a, b))
-    assert len(fig.data) == 3
+def test_nearby_models_and_permutation_check(pair: sym.NearbyModels) -> None:
+    assert pair.unlearn_step == 1
+    check = sym.permutation_check(pair)
+    assert list(check.table.columns) == ["comparison", "max_output_difference", "mean_output_difference",
+                                         "verification_error", "weight_norm"]
+    assert list(check.table["comparison"]) == ["permuted", "retrained"]
+    permuted, retrained = check.row("permuted"), check.row("retrained")
+    assert permuted["max_output_difference"] < 1e-12
+    assert retrained["max_output_difference"] > 1e-6
+    assert permuted["verification_error"] > 10 * retrained["verification_error"]
+    with pytest.raises(ParameterError, match="comparison"):
+        check.row("original")
+
+
+def test_permutation_check_carries_the_permuted_model_and_measures_it(pair: sym.NearbyModels) -> None:
+    check = sym.permutation_check(pair, seed=2)
+    # the model it carries is permute_all_hidden's, so a chapter need not permute a second time
+    assert verification_error(check.permuted, sym.permute_all_hidden(pair.model, seed=2)) == 0.0
+    # every number of the table, recomputed here from the parameters and the outputs
+    x = pair.data.x
+    with torch.no_grad():
+        w = torch.cat([p.reshape(-1) for p in pair.model.parameters()])
+        for name, other in (("permuted", check.permuted), ("retrained", pair.retrained)):
+            row = check.row(name)
+            diff = torch.linalg.vector_norm(pair.model(x) - other(x), dim=1)
+            assert row["max_output_difference"] == pytest.approx(float(diff.max()), rel=1e-12, abs=1e-18)
+            assert row["mean_output_difference"] == pytest.approx(float(diff.mean()), rel=1e-12, abs=1e-18)
+            w_other = torch.cat([p.reshape(-1) for p in other.parameters()])
+            assert row["verification_error"] == pytest.approx(float(torch.linalg.vector_norm(w - w_other)), rel=1e-12)
+            assert row["weight_norm"] == pytest.approx(float(torch.linalg.vector_norm(w)), rel=1e-12)
+    with pytest.raises(ParameterError, match="pair"):
+        sym.permutation_check(pair.model)
+
+
+def test_interpolation_paths_walk_towards_both_models(pair: sym.NearbyModels) -> None:
+    check = sym.permutation_check(pair)
+    paths = sym.interpolation_paths(pair, check.permuted, alphas=6)
+    assert np.array_equal(paths.near["alpha"], sym.default_alphas(6))
+    assert np.array_equal(paths.permuted_path["alpha"], sym.linear_path_alphas(6))
+    direct = sym.interpolation_table(pair.model, pair.retrained, pair.data.x, sym.default_alphas(6))
+    assert paths.near.equals(direct)
+    assert paths.limit == direct["limit"].iloc[0]
+    # each walk ends on its model: at α = 1 the weight difference is that model's verification error
+    assert paths.near["weight_difference"].iloc[-1] == pytest.approx(check.row("retrained")["verification_error"])
+    assert paths.permuted_path["weight_difference"].iloc[-1] == pytest.approx(
+        check.row("permuted")["verification_error"])
+    assert paths.permuted_path["output_difference"].iloc[-1] < 1e-12  # π(M) computes M's function
     with pytest.raises(ParameterError, match="alphas"):
+        sym.interpolation_paths(pair, check.permuted, alphas=1)
+
+
+def test_alphas_and_their_checks() -> None:
+    alphas = sym.default_alphas(6)
+    assert alphas[0] == pytest.approx(1e-5) and alphas[-1] == 1.0 and np.allclose(np.diff(np.log10(alphas)), 1.0)
+    assert np.allclose(sym.linear_path_alphas(4), [0.25, 0.5, 0.75, 1.0])
+    assert list(sym.linear_path_alphas(1)) == [1.0]
+    with pytest.raises(ParameterError, match="count"):
         sym.default_alphas(1)
+    with pytest.raises(ParameterError, match="count"):
+        sym.linear_path_alphas(0)
+
+
+def test_defaults_are_the_quick_profile_and_name_the_unlearned_step() -> None:
+    quick = sym.SYMMETRY_DEFAULTS["quick"]
+    assert "skip" not in quick and quick["unlearn_step"] == 5
+    for profile in sym.SYMMETRY_DEFAULTS.values():
+        assert set(profile) == set(quick)
+    sig = inspect.signature(sym.train_nearby_models).parameters
+    for name in ("subset", "batch_size", "epochs", "lr", "unlearn_step"):
+        assert sig[name].default == quick[name], name
+    assert list(sig["hidden"].default) == quick["hidden"]
+    assert inspect.signature(sym.interpolation_paths).parameters["alphas"].default == quick["alphas"]
+    with pytest.raises(ParameterError, match=r"hidden\[1\]"):
+        sym.train_nearby_models(hidden=(8, 0))
+
+
+def test_quiet_jvp_silences_only_torchs_own_warning() -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with sym.quiet_jvp():
+            # torch/jit/_script.py's own text
+            warnings.warn("`torch.jit.script` is deprecated. Please switch to `torch.compile` or `torch.export`.",
+                          FutureWarning, stacklevel=1)
+            warnings.warn("something else", FutureWarning, stacklevel=1)
+    assert [str(w.message) for w in caught] == ["something else"]
 
 
 def test_permute_all_hidden_moves_every_unit_of_every_layer() -> None:

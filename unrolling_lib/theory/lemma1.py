@@ -19,6 +19,8 @@ Everything here is exact enumeration on a least-squares model small enough to li
 loss of a point (x, y) is ½(wᵀx − y)², so one SGD step is w ← w − η (wᵀx − y) x, in closed form.
 The sup-norm is taken on a grid fine relative to s and then refined by a local optimiser from the best grid
 point; a grid can only under-estimate a supremum, which is why the refinement is there.
+
+Numerics only: :mod:`unrolling_lib.figures.lemma1` draws the table and the densities.
 """
 
 from __future__ import annotations
@@ -31,22 +33,22 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 from scipy.optimize import minimize
 
-from ..plotting import frames_slider
-from ..profiles import ParameterError, check_int, check_number
+from ..validation import ParameterError, check_int, check_number, check_numbers
 
 __all__ = [
     "LEMMA1_DEFAULTS",
+    "DensityCurves",
     "Lemma1Case",
+    "Lemma1Summary",
+    "density_curves",
     "gaussian_lipschitz",
     "lemma1_case",
-    "lemma1_density_figure",
-    "lemma1_figure",
+    "lemma1_summary",
     "lemma1_table",
     "mixture_density",
+    "ordering_table",
     "orderings",
     "regression_data",
     "remove_point",
@@ -77,9 +79,24 @@ _CHUNK = 4_000_000  # grid points × centres evaluated at once
 
 # ----------------------------------------------------------------------------------------------- checks
 def _check_dim(dim: Any) -> int:
-    if dim not in (1, 2) or isinstance(dim, bool):
-        raise ParameterError(f"dim={dim!r} is not allowed; choose 1 or 2 (the density is evaluated on a grid)")
-    return int(dim)
+    # the densities are evaluated on a grid: 1-D and 2-D only
+    return check_int("dim", dim, 1, 2)
+
+
+def _check_ints(name: str, values: Any, low: int) -> list[int]:
+    """A non-empty list of ints >= ``low``; an entry's message names it as ``name[i]``."""
+    if isinstance(values, np.ndarray):
+        values = values.tolist()
+    if not isinstance(values, (list, tuple)) or not values:
+        raise ParameterError(f"{name}={values!r} is not allowed; use a non-empty list of ints >= {low}")
+    return [check_int(f"{name}[{i}]", v, low) for i, v in enumerate(values)]
+
+
+def _check_count(n: int, m: int, names: tuple[str, str] = ("n", "m")) -> int:
+    count = math.factorial(n) ** m
+    if count > _MAX_ORDERINGS:
+        raise ParameterError(f"{names[0]}={n}, {names[1]}={m} give {count} orderings; keep (n!)^m <= {_MAX_ORDERINGS}")
+    return count
 
 
 # ----------------------------------------------------------------------------------------- orderings
@@ -89,9 +106,7 @@ def orderings(n: int, m: int) -> np.ndarray:
     Each epoch is a permutation of ``range(n)``; the rows enumerate all m-tuples of permutations.
     """
     n, m = check_int("n", n, 1), check_int("m", m, 1)
-    count = math.factorial(n) ** m
-    if count > _MAX_ORDERINGS:
-        raise ParameterError(f"n={n}, m={m} give {count} orderings; keep (n!)^m <= {_MAX_ORDERINGS}")
+    count = _check_count(n, m)
     perms = np.array(list(itertools.permutations(range(n))), dtype=np.int64)
     picks = np.array(list(itertools.product(range(len(perms)), repeat=m)), dtype=np.int64)
     return perms[picks].reshape(count, m * n)
@@ -270,7 +285,7 @@ def shift_sup(delta: np.ndarray, scale: float, dim: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------- one case
 @dataclass
 class Lemma1Case:
-    """Everything enumerated for one (n, m, dim, lr): orderings, final weights, updates."""
+    """Everything enumerated for one (n, m, dim, lr) of §4.1: orderings, final weights, the update."""
 
     n: int
     m: int
@@ -279,10 +294,11 @@ class Lemma1Case:
     x_star: int
     x: np.ndarray
     y: np.ndarray
-    orders: np.ndarray  # (n!^m, m·n)
+    orders: np.ndarray  # every I, (n!^m, m·n)
+    retrained_orders: np.ndarray  # the distinct I′, ((n−1)!^m, m·(n−1))
     w_full: np.ndarray  # w_I, (n!^m, dim)
     w_retrained: np.ndarray  # w_{I′(I)} for every I, (n!^m, dim)
-    unique_retrained: np.ndarray  # the distinct w_{I′}, ((n−1)!^m, dim)
+    unique_retrained: np.ndarray  # w_{I′} for each distinct I′ (rows of retrained_orders), ((n−1)!^m, dim)
     per_retrained: np.ndarray  # how many I map to each I′ (n^m each)
     update: np.ndarray  # u (single-gradient unlearning), (dim,)
 
@@ -297,24 +313,34 @@ class Lemma1Case:
         return self.w_full + self.update[None, :]
 
 
-def lemma1_case(n: int, m: int, *, dim: int = 1, lr: float = 0.2, x_star: int = 0, seed: int = 0) -> Lemma1Case:
-    """Enumerate every ordering for n points and m epochs and train on each, with and without ``x_star``.
+def lemma1_case(n: int, m: int, *, dim: int = _QUICK["dim"], lr: float = _QUICK["lr"],
+                x_star: int = _QUICK["x_star"], seed: int = 0) -> Lemma1Case:
+    """Enumerate every ordering for n points and m epochs (§4.1) and train on each, with and without ``x_star``.
 
     w_{I′} is computed twice: once per I from I with x* removed in place, once per distinct I′ (the
     orderings of D′ themselves); the two agree by construction and the counts say each I′ has n^m
-    preimages I.
+    preimages I (step 1 of the proof of Lemma 1, Appendix A). Defaults are the quick profile's.
     """
     n, m, dim = check_int("n", n, 2), check_int("m", m, 1), _check_dim(dim)
-    if not (isinstance(x_star, (int, np.integer)) and 0 <= x_star < n):
-        raise ParameterError(f"x_star={x_star!r} is not allowed; use an index in [0, {n - 1}]")
+    x_star, seed = check_int("x_star", x_star, 0, n - 1), check_int("seed", seed, 0)
+    lr = check_number("lr", lr)
     x, y = regression_data(n, dim, seed)
     orders = orderings(n, m)
     unique, inverse, counts = unique_retrained_orderings(orders, x_star)
     w_unique = sgd_final_weights(x, y, unique, lr)
-    return Lemma1Case(n=n, m=m, dim=dim, lr=float(lr), x_star=int(x_star), x=x, y=y, orders=orders,
+    return Lemma1Case(n=n, m=m, dim=dim, lr=lr, x_star=x_star, x=x, y=y, orders=orders, retrained_orders=unique,
                       w_full=sgd_final_weights(x, y, orders, lr), w_retrained=w_unique[inverse],
                       unique_retrained=w_unique, per_retrained=counts,
                       update=unlearning_update(x, y, x_star, lr, m))
+
+
+def ordering_table(case: Lemma1Case, every: int = 1) -> pd.DataFrame:
+    """Every ``every``-th ordering I of ``case`` beside its I′ (x* removed in place), as space-separated point
+    indices: columns ``ordering`` and ``retrained_ordering`` (§4.1)."""
+    every = check_int("every", every, 1)
+    shown = case.orders[::every]
+    return pd.DataFrame({"ordering": [" ".join(map(str, r)) for r in shown],
+                         "retrained_ordering": [" ".join(map(str, r)) for r in remove_point(shown, case.x_star)]})
 
 
 def _trapezoid_weights(axes: list[np.ndarray]) -> np.ndarray:
@@ -353,28 +379,36 @@ def _case_row(case: Lemma1Case, scale: float) -> dict[str, Any]:
     psi = float(np.linalg.norm(case.w_unlearned.mean(axis=0) - case.unique_retrained.mean(axis=0)))
     return {
         "n": case.n, "m": case.m, "dim": case.dim, "noise_scale": scale,
-        "orderings": len(case.orders), "retrained_orderings": len(case.unique_retrained),
-        "preimages_per_I′": int(case.per_retrained[0]),
-        "L": lip, "d": d, "sup_norm": sup, "triangle_bound": float(shift_sup(d_norm, scale, case.dim).mean()),
+        "orderings": len(case.orders), "retrained_orderings": len(case.retrained_orders),
+        "preimages_per_retrained": int(case.per_retrained[0]),
+        "lipschitz": lip, "d": d, "sup_norm": sup,
+        "triangle_bound": float(shift_sup(d_norm, scale, case.dim).mean()),
         "bound": lip * d, "ratio": sup / (lip * d) if d > 0 else math.nan,
         "v": v, "sup_norm_unlearned": sup_u, "bound_unlearned": lip * v,
         "ratio_unlearned": sup_u / (lip * v) if v > 0 else math.nan,
-        "psi": psi, "psi_on_W": psi_box, "a": a, "reverse_bound": sup_u * a,
+        "psi": psi, "psi_on_box": psi_box, "a": a, "reverse_bound": sup_u * a,
     }
 
 
-def lemma1_table(ns: Sequence[int], epochs: Sequence[int], noise_scales: Sequence[float], *, dim: int = 1,
-                 lr: float = 0.2, x_star: int = 0, seed: int = 0) -> pd.DataFrame:
-    """One row per (n, m, noise scale): sup-norms, the bounds L·d and L·v, tightness, and Eq. 16.
+def lemma1_table(ns: Sequence[int] = tuple(_QUICK["ns"]), epochs: Sequence[int] = tuple(_QUICK["epochs"]),
+                 noise_scales: Sequence[float] = tuple(_QUICK["noise_scales"]), *, dim: int = _QUICK["dim"],
+                 lr: float = _QUICK["lr"], x_star: int = _QUICK["x_star"], seed: int = 0) -> pd.DataFrame:
+    """One row per (n, m, noise scale): sup-norms, the bounds L·d (Eq. 2) and L·v (Eq. 3), tightness, Eq. 16.
 
-    Columns: ``orderings`` (n!^m), ``retrained_orderings`` ((n−1)!^m), ``preimages_per_I′`` (n^m),
-    ``L``, ``d``, ``sup_norm`` = ‖P − P′‖∞, ``triangle_bound`` = mean_I sup|φ(w) − φ(w − d_I)| (Eq. 13 before
-    the Lipschitz step), ``bound`` = L·d, ``ratio`` = sup_norm / bound; the same with ``_unlearned`` for
-    P″ (Corollary 1, v = mean ‖d_I + u‖); ``psi``, ``psi_on_W``, ``a``, ``reverse_bound`` for Eq. 16.
+    Columns: ``orderings`` (n!^m), ``retrained_orderings`` ((n−1)!^m), ``preimages_per_retrained`` (n^m, the
+    orderings I behind each I′), ``lipschitz`` (L of the noise density), ``d``, ``sup_norm`` = ‖P − P′‖∞,
+    ``triangle_bound`` = mean_I sup|φ(w) − φ(w − d_I)| (Eq. 13 before the Lipschitz step), ``bound`` = L·d,
+    ``ratio`` = sup_norm / bound; the same with ``_unlearned`` for P″ (Corollary 1, v = mean ‖d_I + u‖);
+    ``psi``, ``psi_on_box`` (ψ integrated over the grid's box W), ``a`` and ``reverse_bound`` = b·a for
+    Eq. 16. Defaults are the quick profile's; every argument is checked before any ordering is trained.
     """
-    if not ns or not epochs or not noise_scales:
-        raise ParameterError("ns, epochs and noise_scales must each hold at least one value")
-    scales = [check_number("noise_scales", s) for s in noise_scales]
+    ns, epochs = _check_ints("ns", ns, 2), _check_ints("epochs", epochs, 1)
+    scales = check_numbers("noise_scales", noise_scales)
+    _check_dim(dim)
+    x_star = check_int("x_star", x_star, 0, min(ns) - 1)
+    check_number("lr", lr)
+    check_int("seed", seed, 0)
+    _check_count(max(ns), max(epochs), names=("ns", "epochs"))  # the largest case, before any work starts
     rows = []
     for n in ns:
         for m in epochs:
@@ -383,74 +417,79 @@ def lemma1_table(ns: Sequence[int], epochs: Sequence[int], noise_scales: Sequenc
     return pd.DataFrame(rows)
 
 
-# --------------------------------------------------------------------------------------------- figures
-def lemma1_figure(table: pd.DataFrame) -> go.Figure:
-    """Left: ‖P − P′‖∞ against L·d (log-log, with the line of equality). Right: tightness against s."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("‖P − P′‖∞ against the bound L·d",
-                                                        "tightness ‖P − P′‖∞ / (L·d)"))
-    top = float(max(table["bound"].max(), table["bound_unlearned"].max()))
-    low = float(min(table["sup_norm"].min(), table["sup_norm_unlearned"].min()))
-    fig.add_trace(go.Scatter(x=[low, top], y=[low, top], mode="lines", name="equality (bound tight)",
-                             line={"color": "black", "dash": "dash"}), row=1, col=1)
-    for (n, m), g in table.groupby(["n", "m"]):
-        label = f"n={n}, m={m} ({int(g['orderings'].iloc[0])} orderings)"
-        hover = "s=%{customdata:.3g}<br>L·d=%{x:.3g}<br>sup=%{y:.3g}<extra>" + label + "</extra>"
-        fig.add_trace(go.Scatter(x=g["bound"], y=g["sup_norm"], mode="markers", name=label, legendgroup=label,
-                                 customdata=g["noise_scale"], hovertemplate=hover,
-                                 marker={"size": 9}), row=1, col=1)
-        fig.add_trace(go.Scatter(x=g["noise_scale"], y=g["ratio"], mode="lines+markers", name=label,
-                                 legendgroup=label, showlegend=False), row=1, col=2)
-    fig.add_trace(go.Scatter(x=table["bound_unlearned"], y=table["sup_norm_unlearned"], mode="markers",
-                             name="after unlearning: ‖P″ − P′‖∞ vs L·v",
-                             marker={"symbol": "x", "size": 8, "color": "grey"}), row=1, col=1)
-    fig.update_xaxes(type="log", title_text="L·d (or L·v)", row=1, col=1)
-    fig.update_yaxes(type="log", title_text="sup-norm", row=1, col=1)
-    fig.update_xaxes(type="log", title_text="noise scale s", row=1, col=2)
-    fig.update_yaxes(title_text="ratio (1 = tight)", range=[0, 1.05], row=1, col=2)
-    fig.update_layout(height=560, legend={"orientation": "h", "y": -0.22})
-    return fig
+@dataclass(frozen=True)
+class Lemma1Summary:
+    """What a :func:`lemma1_table` says in a few numbers (§4.1): how tight Lemma 1 is and where it loses."""
+
+    rows: int
+    ratio_min: float  # smallest sup_norm / (L·d)
+    ratio_max: float  # largest sup_norm / (L·d)
+    step2_kept: float  # mean sup_norm / triangle_bound: the share of step 2's right side the sup-norm reaches
+    step3_kept: float  # mean triangle_bound / bound: the share the Lipschitz step keeps
+    unlearning_closer: int  # rows where single-gradient unlearning brings v below d
+    median_v_over_d: float
+    ratio_falls_with_epochs: bool  # at every (n, s) the ratio falls from each m to the next: more epochs loosen
 
 
-def lemma1_density_figure(case: Lemma1Case, noise_scales: Sequence[float], points: int = 400) -> go.Figure:
-    """P, P′ and P″ (1-D) with |P − P′|, a slider over the noise scale s (precomputed frames)."""
+def lemma1_summary(table: pd.DataFrame) -> Lemma1Summary:
+    """The tightness of Lemma 1 (Eq. 2) and of its two steps (Eq. 13), and the effect of unlearning (Eq. 3),
+    over the rows of a :func:`lemma1_table`."""
+    missing = {"n", "m", "noise_scale", "ratio", "sup_norm", "triangle_bound", "bound", "v", "d"} - set(table)
+    if missing:
+        raise ParameterError(f"table lacks the column(s) {sorted(missing)}; pass a lemma1_table")
+    by_m = table.pivot_table(index=["n", "noise_scale"], columns="m", values="ratio")
+    falls = all((by_m[a] > by_m[b]).all() for a, b in zip(by_m.columns[:-1], by_m.columns[1:], strict=True))
+    return Lemma1Summary(
+        rows=len(table), ratio_min=float(table["ratio"].min()), ratio_max=float(table["ratio"].max()),
+        step2_kept=float((table["sup_norm"] / table["triangle_bound"]).mean()),
+        step3_kept=float((table["triangle_bound"] / table["bound"]).mean()),
+        unlearning_closer=int((table["v"] < table["d"]).sum()),
+        median_v_over_d=float((table["v"] / table["d"]).median()), ratio_falls_with_epochs=bool(falls))
+
+
+# -------------------------------------------------------------------------------------- density curves
+@dataclass(frozen=True)
+class DensityCurves:
+    """P, P′ and P″ of one 1-D case at one noise scale s, on a grid over every centre ± 4s (§4.1)."""
+
+    n: int
+    m: int
+    noise_scale: float
+    grid: np.ndarray
+    full: np.ndarray  # P: the mixture over every w_I
+    retrained: np.ndarray  # P′: the mixture over the distinct w_{I′}
+    unlearned: np.ndarray  # P″: the mixture over w_I + u (single-gradient unlearning)
+    lipschitz: float  # L of φ_s
+    d: float  # mean_I ‖d_I‖₂
+
+    @property
+    def gap(self) -> np.ndarray:
+        """|P − P′| on the grid."""
+        return np.abs(self.full - self.retrained)
+
+    @property
+    def bound(self) -> float:
+        """L·d, Lemma 1's bound on sup |P − P′| (Eq. 2)."""
+        return self.lipschitz * self.d
+
+
+def density_curves(case: Lemma1Case, noise_scales: Sequence[float] = tuple(_QUICK["noise_scales"]), *,
+                   points: int = 400) -> list[DensityCurves]:
+    """The three densities of Lemma 1 and Corollary 1 for a 1-D ``case``, one :class:`DensityCurves` per noise
+    scale, each on ``points`` evenly spaced weights."""
+    if not isinstance(case, Lemma1Case):
+        raise ParameterError(f"case must be a Lemma1Case (from lemma1_case); got {type(case).__name__}")
     if case.dim != 1:
-        raise ParameterError(f"dim={case.dim} is not allowed here; the density plot is for dim=1")
-    scales = [check_number("noise_scales", s) for s in noise_scales]
-    frames, labels = [], []
+        raise ParameterError(f"case.dim={case.dim} is not allowed here; the densities are drawn for dim=1")
+    scales = check_numbers("noise_scales", noise_scales)
+    points = check_int("points", points, 2)
+    d = float(np.linalg.norm(case.d, axis=1).mean())
+    curves = []
     for s in scales:
         lo, hi = _box([case.w_full, case.unique_retrained, case.w_unlearned], s, 4.0)
         grid = np.linspace(lo[0], hi[0], points)
-        p, pp = mixture_density(grid, case.w_full, s), mixture_density(grid, case.unique_retrained, s)
-        pu = mixture_density(grid, case.w_unlearned, s)
-        lip = gaussian_lipschitz(s, 1)
-        d = float(np.linalg.norm(case.d, axis=1).mean())
-        f32 = np.float32  # figure data as float32: half the page weight, far below what a plot resolves
-        data = [go.Scatter(x=grid.astype(f32), y=p.astype(f32), name="P (trained on D)", line={"color": "#1f77b4"}),
-                go.Scatter(x=grid.astype(f32), y=pp.astype(f32), name="P′ (retrained on D′)",
-                           line={"color": "#d62728"}),
-                go.Scatter(x=grid.astype(f32), y=pu.astype(f32), name="P″ (single-gradient unlearning)",
-                           line={"color": "#2ca02c", "dash": "dot"}),
-                go.Scatter(x=grid.astype(f32), y=np.abs(p - pp).astype(f32), name="|P − P′|", line={"color": "black"},
-                           yaxis="y2"),
-                go.Scatter(x=[grid[0], grid[-1]], y=[lip * d] * 2, name="L·d", yaxis="y2",
-                           line={"color": "black", "dash": "dash"})]
-        title = f"n={case.n}, m={case.m}: s = {s:g}, sup|P − P′| = {np.abs(p - pp).max():.3g}, L·d = {lip * d:.3g}"
-        # plotly does not rescale axes while animating between frames: every frame carries its ranges
-        top, top2 = 1.05 * max(p.max(), pp.max(), pu.max()), 1.1 * max(lip * d, np.abs(p - pp).max())
-        frames.append(go.Frame(name=f"s={s:g}", data=data, layout={
-            "title": {"text": title}, "xaxis": {"range": [grid[0], grid[-1]]}, "yaxis": {"range": [0, top]},
-            "yaxis2": {"range": [0, top2]}}))
-        labels.append(f"{s:g}")
-    active = len(frames) // 2
-    sliders = frames_slider(frames, labels, prefix="noise scale s = ", active=active)
-    # plotly's HTML plays every frame once on load: put the active one last so the page ends where the slider is.
-    ordered = frames[:active] + frames[active + 1:] + [frames[active]]
-    fig = go.Figure(data=frames[active].data, frames=ordered)
-    fig.update_layout(sliders=sliders, title={"text": frames[active].layout.title.text, "y": 0.98, "yanchor": "top"},
-                      height=600, margin={"t": 140},
-                      xaxis={"title": "final weight w", "range": list(frames[active].layout.xaxis.range)},
-                      yaxis={"title": "density", "range": list(frames[active].layout.yaxis.range)},
-                      yaxis2={"title": "|P − P′| and L·d", "overlaying": "y", "side": "right",
-                              "range": list(frames[active].layout.yaxis2.range), "showgrid": False},
-                      legend={"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"})
-    return fig
+        curves.append(DensityCurves(
+            n=case.n, m=case.m, noise_scale=s, grid=grid, full=mixture_density(grid, case.w_full, s),
+            retrained=mixture_density(grid, case.unique_retrained, s),
+            unlearned=mixture_density(grid, case.w_unlearned, s), lipschitz=gaussian_lipschitz(s, 1), d=d))
+    return curves

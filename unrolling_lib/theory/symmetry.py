@@ -11,42 +11,47 @@ Two facts of §4.2, made measurable on a small MLP trained on digits:
   difference over a finite data set is at most a local Lipschitz constant times the weight difference
   α‖w_b − w_a‖, and their ratio tends, as v → 0, to max_x ‖J_x Δ̂‖₂: the directional derivative of the
   outputs along the unit direction Δ̂ (computed exactly with a Jacobian-vector product).
+
+Numerics only: :func:`unrolling_lib.figures.symmetry.symmetry_figure` draws the two paths.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import torch
-from plotly.subplots import make_subplots
 from torch import nn
 from torch.func import functional_call, jvp
 
 from ..data import BatchOrder, TensorData, load_digits_dataset
-from ..metrics import flat_params, verification_error
+from ..metrics import verification_error
 from ..models import MLP
-from ..profiles import ParameterError
+from ..params import flat_weights, named_trainable, unflatten
 from ..training import cpu_threads, train_lockstep
-from .expansion import quiet_jvp
+from ..validation import ParameterError, check_int
 
 __all__ = [
     "SYMMETRY_DEFAULTS",
+    "Interpolations",
     "NearbyModels",
+    "PermutationCheck",
     "default_alphas",
-    "linear_path_alphas",
+    "interpolation_paths",
     "interpolation_table",
+    "linear_path_alphas",
     "output_difference",
     "permutation_check",
     "permute_all_hidden",
     "permute_hidden",
+    "quiet_jvp",
     "random_permutation",
-    "symmetry_figure",
     "train_nearby_models",
 ]
 
@@ -56,7 +61,7 @@ _QUICK: dict[str, Any] = {
     "batch_size": 32,
     "epochs": 3,
     "lr": 0.1,
-    "skip": 5,
+    "unlearn_step": 5,
     "alphas": 25,
 }
 SYMMETRY_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -64,6 +69,15 @@ SYMMETRY_DEFAULTS: dict[str, dict[str, Any]] = {
     "colab": {**_QUICK, "hidden": [64, 64], "subset": 1437, "epochs": 10},
     "paper": {**_QUICK, "hidden": [128, 128], "subset": 1437, "epochs": 30, "alphas": 41},
 }
+
+
+@contextmanager
+def quiet_jvp() -> Iterator[None]:
+    """Silence the FutureWarning torch itself emits (``torch.jit.script`` is deprecated) the first time ``jvp``
+    loads its decompositions; every other warning passes."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*deprecated", category=FutureWarning)
+        yield
 
 
 # --------------------------------------------------------------------------------------------- permute
@@ -74,10 +88,9 @@ def _linears(model: nn.Module) -> list[nn.Linear]:
 
 
 def random_permutation(width: int, seed: int = 0) -> torch.Tensor:
-    """A random permutation of ``range(width)`` that moves every unit (a derangement), fixed by ``seed``."""
-    if isinstance(width, bool) or not isinstance(width, int) or width < 2:
-        raise ParameterError(f"width={width!r} is not allowed; use an int >= 2 (one unit cannot move)")
-    gen = torch.Generator().manual_seed(seed)
+    """A random permutation of ``range(width)`` that moves every unit (a derangement), fixed by ``seed`` (§4.2)."""
+    width = check_int("width", width, 2)  # one unit cannot move
+    gen = torch.Generator().manual_seed(check_int("seed", seed, 0))
     while True:
         perm = torch.randperm(width, generator=gen)
         if not (perm == torch.arange(width)).any():
@@ -100,9 +113,7 @@ def permute_hidden(model: nn.Module, perm: torch.Tensor | Sequence[int] | Sequen
     if layer is not None or not (isinstance(perm, (list, tuple)) and perm and
                                  (perm[0] is None or isinstance(perm[0], (torch.Tensor, list, tuple)))):
         perms: list[Any] = [None] * hidden
-        index = 0 if layer is None else layer
-        if not (isinstance(index, int) and 0 <= index < hidden):
-            raise ParameterError(f"layer={layer!r} is not allowed; use an int in [0, {hidden - 1}]")
+        index = check_int("layer", 0 if layer is None else layer, 0, hidden - 1)
         perms[index] = perm
     else:
         perms = list(perm)
@@ -125,39 +136,53 @@ def permute_hidden(model: nn.Module, perm: torch.Tensor | Sequence[int] | Sequen
     return new
 
 
+def permute_all_hidden(model: nn.Module, *, seed: int = 0) -> nn.Module:
+    """A copy of ``model`` with every hidden layer's units permuted (layer i by ``random_permutation``, seed + i)."""
+    linears = _linears(model)
+    seed = check_int("seed", seed, 0)
+    return permute_hidden(model, [random_permutation(lin.out_features, seed + i) for i, lin in enumerate(linears[:-1])])
+
+
 # ---------------------------------------------------------------------------------------------- models
 @dataclass
 class NearbyModels:
-    """M trained on the whole order and M′ trained on it without one step (§8.3), from the same w₀."""
+    """M trained on the whole order and M′ trained on it without step ``unlearn_step`` (§8.3), from the same w₀."""
 
     model: nn.Module
     retrained: nn.Module
     initial: nn.Module
     data: TensorData
     order: BatchOrder
-    skip: int
+    unlearn_step: int
     lr: float
 
 
-def train_nearby_models(*, hidden: Sequence[int] = (32,), subset: int = 512, batch_size: int = 32,
-                        epochs: int = 3, lr: float = 0.1, skip: int = 5, seed: int = 0,
+def train_nearby_models(*, hidden: Sequence[int] = tuple(_QUICK["hidden"]), subset: int = _QUICK["subset"],
+                        batch_size: int = _QUICK["batch_size"], epochs: int = _QUICK["epochs"],
+                        lr: float = _QUICK["lr"], unlearn_step: int = _QUICK["unlearn_step"], seed: int = 0,
                         dtype: torch.dtype = torch.float64, threads: int | None = 1) -> NearbyModels:
-    """An MLP (tanh) trained by plain SGD on ``subset`` digits, and the same run with step ``skip`` left out.
+    """An MLP (tanh) trained by plain SGD on ``subset`` digits, and the same run with step ``unlearn_step`` left
+    out (§4.2's pair of nearby models).
 
-    The two are a natural pair of nearby models: their distance is the verification error of unlearning
-    step ``skip`` by doing nothing. float64 by default, so that "identical outputs" means to ~1e-15.
-    ``threads``: torch CPU threads while training (one by default: the model is tiny; ``None``: unchanged).
+    Their distance is the verification error of unlearning step ``unlearn_step`` by doing nothing. float64 by
+    default, so that "identical outputs" means to ~1e-15. ``threads``: torch CPU threads while training (one
+    by default: the model is tiny; ``None``: unchanged). Defaults are the quick profile's.
     """
+    if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence) or not hidden:
+        raise ParameterError(f"hidden={hidden!r} is not allowed; use a non-empty list of layer widths")
+    widths = tuple(check_int(f"hidden[{i}]", h, 1) for i, h in enumerate(hidden))
+    seed = check_int("seed", seed, 0)
     data = load_digits_dataset(subset=subset, seed=seed, dtype=dtype)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = MLP(in_features=64, hidden=tuple(int(h) for h in hidden), num_classes=10).to(dtype)
+        model = MLP(in_features=64, hidden=widths, num_classes=10).to(dtype)
     initial = copy.deepcopy(model)
     order = BatchOrder(len(data), batch_size, epochs=epochs, seed=seed)
     with cpu_threads(threads):
-        result = train_lockstep(model, data, order, skip=skip, lr=lr, progress=False, on_divergence="raise")
+        result = train_lockstep(model, data, order, unlearn_step=unlearn_step, lr=lr, progress=False,
+                                on_divergence="raise")
     return NearbyModels(model=result.model, retrained=result.retrained, initial=initial, data=data, order=order,
-                        skip=result.skip, lr=float(lr))
+                        unlearn_step=result.unlearn_step, lr=float(lr))
 
 
 @torch.no_grad()
@@ -167,38 +192,42 @@ def output_difference(a: nn.Module, b: nn.Module, x: torch.Tensor) -> tuple[floa
     return float(diff.max()), float(diff.mean())
 
 
-def permute_all_hidden(model: nn.Module, *, seed: int = 0) -> nn.Module:
-    """A copy of ``model`` with every hidden layer's units permuted (layer i by ``random_permutation``, seed + i)."""
-    linears = _linears(model)
-    return permute_hidden(model, [random_permutation(lin.out_features, seed + i) for i, lin in enumerate(linears[:-1])])
+@dataclass
+class PermutationCheck:
+    """§4.2's first fact on one pair: M against its permuted copy π(M) and against the retrained M′.
 
-
-def permutation_check(pair: NearbyModels, *, seed: int = 0) -> pd.DataFrame:
-    """Permute every hidden layer of M: its outputs, its weights, compared with M′ (the honest retrain).
-
-    One row per comparison (M vs π(M), M vs M′): largest and mean output difference over the training data,
-    and the verification error ‖w − w′‖₂.
+    ``table`` has one row per comparison, ``comparison`` = ``"permuted"`` (π(M)) or ``"retrained"`` (M′), and
+    the columns ``max_output_difference`` and ``mean_output_difference`` (of ‖M(x) − M_other(x)‖₂ over the
+    training data), ``verification_error`` ‖w − w_other‖₂ and ``weight_norm`` ‖w‖₂ of M. ``permuted`` is π(M).
     """
+
+    table: pd.DataFrame
+    permuted: nn.Module
+
+    def row(self, comparison: str) -> pd.Series:
+        """The table's row for ``"permuted"`` or ``"retrained"``."""
+        rows = self.table.set_index("comparison")
+        if comparison not in rows.index:
+            raise ParameterError(f"comparison={comparison!r} is not allowed; choose one of {list(rows.index)}")
+        return rows.loc[comparison]
+
+
+def permutation_check(pair: NearbyModels, *, seed: int = 0) -> PermutationCheck:
+    """Permute every hidden layer of M (:func:`permute_all_hidden`): its outputs, its weights, compared with M′
+    (the honest retrain), §4.2."""
+    if not isinstance(pair, NearbyModels):
+        raise ParameterError(f"pair must be NearbyModels (from train_nearby_models); got {type(pair).__name__}")
     permuted = permute_all_hidden(pair.model, seed=seed)
+    weight_norm = float(flat_weights(pair.model).double().norm())
     rows = []
-    for name, other in (("permuted hidden units π(M)", permuted), ("retrained without one batch M′", pair.retrained)):
+    for name, other in (("permuted", permuted), ("retrained", pair.retrained)):
         out_max, out_mean = output_difference(pair.model, other, pair.data.x)
-        rows.append({"compared with M": name, "max output difference": out_max,
-                     "mean output difference": out_mean,
-                     "verification error ‖w − w_other‖₂": verification_error(pair.model, other),
-                     "‖w‖₂": float(flat_params(pair.model).double().norm())})
-    return pd.DataFrame(rows)
+        rows.append({"comparison": name, "max_output_difference": out_max, "mean_output_difference": out_mean,
+                     "verification_error": verification_error(pair.model, other), "weight_norm": weight_norm})
+    return PermutationCheck(table=pd.DataFrame(rows), permuted=permuted)
 
 
 # -------------------------------------------------------------------------------------------- interpolate
-def _with_flat(model: nn.Module, flat: torch.Tensor) -> dict[str, torch.Tensor]:
-    params, offset = {}, 0
-    for name, p in model.named_parameters():
-        params[name] = flat[offset:offset + p.numel()].view_as(p)
-        offset += p.numel()
-    return params
-
-
 def interpolation_table(a: nn.Module, b: nn.Module, x: torch.Tensor, alphas: Sequence[float] | np.ndarray
                         ) -> pd.DataFrame:
     """Output difference against weight difference along w(α) = w_a + α (w_b − w_a) (§4.2).
@@ -211,16 +240,18 @@ def interpolation_table(a: nn.Module, b: nn.Module, x: torch.Tensor, alphas: Seq
     alphas = np.asarray(alphas, dtype=np.float64)
     if alphas.ndim != 1 or len(alphas) == 0 or np.any(alphas <= 0):
         raise ParameterError("alphas must be a non-empty list of numbers > 0")
-    wa, wb = flat_params(a).to(torch.float64), flat_params(b).to(torch.float64)
+    wa, wb = flat_weights(a).to(torch.float64), flat_weights(b).to(torch.float64)
     delta = wb - wa
     size = float(delta.norm())
     if size == 0:
         raise ParameterError("models a and b have identical weights; there is no segment to walk along")
     work = copy.deepcopy(a).to(torch.float64)
+    names, like = zip(*named_trainable(work, name="a"), strict=True)
     xx = x.to(torch.float64)
 
     def outputs(flat: torch.Tensor) -> torch.Tensor:
-        return functional_call(work, _with_flat(work, flat), (xx,))
+        # the flat w back into named tensors, so the model is evaluated as a function of its weights
+        return functional_call(work, dict(zip(names, unflatten(flat, like), strict=True)), (xx,))
 
     with torch.no_grad(), quiet_jvp():
         base = outputs(wa)
@@ -237,34 +268,38 @@ def interpolation_table(a: nn.Module, b: nn.Module, x: torch.Tensor, alphas: Seq
     return table
 
 
-def symmetry_figure(near: pd.DataFrame, permuted_path: pd.DataFrame, v_permuted: float) -> go.Figure:
-    """Left: output vs weight difference towards M′ (log-log) with the linear bound. Right: the path M → π(M)."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=(
-        "towards the retrained M′", f"towards the permuted π(M), v = {v_permuted:.3g}"))
-    limit = float(near["limit"].iloc[0])
-    fig.add_trace(go.Scatter(x=near["weight_difference"], y=near["output_difference"], mode="lines+markers",
-                             name="max over the data ‖M_w(α)(x) − M(x)‖₂"), row=1, col=1)
-    fig.add_trace(go.Scatter(x=near["weight_difference"], y=limit * near["weight_difference"], mode="lines",
-                             name=f"linear: {limit:.3g} · weight difference (α → 0 slope)",
-                             line={"dash": "dash", "color": "black"}), row=1, col=1)
-    fig.add_trace(go.Scatter(x=permuted_path["alpha"], y=permuted_path["output_difference"], mode="lines+markers",
-                             name="along w + α(π(w) − w)", line={"color": "#d62728"}), row=1, col=2)
-    fig.update_xaxes(type="log", title_text="weight difference α‖w′ − w‖₂", row=1, col=1)
-    fig.update_yaxes(type="log", title_text="max output difference", row=1, col=1)
-    fig.update_xaxes(title_text="α (0 = M, 1 = π(M))", row=1, col=2)
-    fig.update_yaxes(title_text="max output difference", row=1, col=2)
-    fig.update_layout(height=500, legend={"orientation": "h", "y": -0.25})
-    return fig
-
-
 def default_alphas(count: int) -> np.ndarray:
     """Log-spaced α from 1e-5 to 1 (``count`` values): reaches far enough towards v → 0 to see the limit."""
-    if isinstance(count, bool) or not isinstance(count, int) or count < 2:
-        raise ParameterError(f"alphas={count!r} is not allowed; use an int >= 2 (number of points)")
-    return np.logspace(-5, 0, count)
+    return np.logspace(-5, 0, check_int("count", count, 2))
 
 
 def linear_path_alphas(count: int) -> np.ndarray:
     """``count`` evenly spaced α in (0, 1] for the path towards the permuted model."""
+    count = check_int("count", count, 1)
     return np.linspace(1.0 / count, 1.0, count) if count >= 2 else np.array([1.0])
 
+
+@dataclass
+class Interpolations:
+    """The two walks of §4.2 from M: towards the retrained M′ (``near``, log-spaced α down to 1e-5) and towards
+    the permuted π(M) (``permuted_path``, evenly spaced α in (0, 1]); both are :func:`interpolation_table`s."""
+
+    near: pd.DataFrame
+    permuted_path: pd.DataFrame
+
+    @property
+    def limit(self) -> float:
+        """max_x ‖J_x Δ̂‖₂ towards M′: the slope the output difference follows as v → 0."""
+        return float(self.near["limit"].iloc[0])
+
+
+def interpolation_paths(pair: NearbyModels, permuted: nn.Module, *, alphas: int = _QUICK["alphas"]
+                        ) -> Interpolations:
+    """Walk from M towards M′ and towards ``permuted`` (π(M), e.g. :attr:`PermutationCheck.permuted`) with
+    ``alphas`` points each, measuring outputs over the training data (§4.2)."""
+    if not isinstance(pair, NearbyModels):
+        raise ParameterError(f"pair must be NearbyModels (from train_nearby_models); got {type(pair).__name__}")
+    alphas = check_int("alphas", alphas, 2)
+    near = interpolation_table(pair.model, pair.retrained, pair.data.x, default_alphas(alphas))
+    path = interpolation_table(pair.model, permuted, pair.data.x, linear_path_alphas(alphas))
+    return Interpolations(near=near, permuted_path=path)
