@@ -18,7 +18,7 @@ def run():
 
 def test_landscape_slider_has_a_frame_per_gamma_and_both_scalings():
     gammas = toy.SLIDER_GAMMAS
-    fig = figs.landscape_slider(gammas, grid=11)
+    fig = figs.landscape_slider(gammas, grid=11, first_scaling="equation")
     assert len(fig.frames) == len(gammas)
     (slider,) = fig.layout.sliders
     assert [s.label for s in slider.steps] == [f"{g:g}" for g in gammas]
@@ -54,7 +54,7 @@ def test_slider_first_scaling_orders_traces_buttons_and_title():
 
 
 def test_field_slider_frames_and_flip_lines():
-    fig = figs.field_slider([0.0, 0.5, 1.0, 1.5], arrows=9)
+    fig = figs.field_slider([0.0, 0.5, 1.0, 1.5], arrows=9, first_scaling="equation")
     assert len(fig.frames) == 4 and len(fig.layout.sliders[0].steps) == 4
     frame = {f.name: f for f in fig.frames}["γ=0.5"]
     flip_eq = frame.data[2]

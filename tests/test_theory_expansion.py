@@ -453,3 +453,17 @@ def test_a_problem_with_built_operators_copies_and_pickles() -> None:
     for other in (copy.deepcopy(problem), pickle.loads(pickle.dumps(problem))):
         assert torch.allclose(ex.hvp_at_w0(other, 1, v), h @ v, rtol=1e-12, atol=1e-14)
         assert torch.equal(ex.hvp_at_w0(other, 1, v), before)
+
+
+def test_study_defaults_are_the_quick_profile_and_model_names_are_checked_first():
+    import inspect
+
+    sig = inspect.signature(ex.expansion_study)
+    quick = ex.EXPANSION_DEFAULTS["quick"]
+    for name, value in quick.items():
+        default = sig.parameters[name].default
+        assert (list(default) if isinstance(default, tuple) else default) == value, name
+    with pytest.raises(ParameterError, match="^models\\[1\\]='cnn' is not allowed; choose one of"):
+        ex.expansion_study(["mlp", "cnn"])
+    with pytest.raises(ParameterError, match="^model='cnn' is not allowed; choose one of"):
+        ex.build_problem("cnn")

@@ -139,7 +139,8 @@ def test_every_scaling_default_is_the_library_default() -> None:
 
 
 def test_ordered_scalings_puts_the_first_first() -> None:
-    assert toy.ordered_scalings() == ("equation", "code")  # the chapter's
+    assert toy.ordered_scalings() == ("code", "equation")  # losses.DEFAULT_SCALING first
+    assert toy.ordered_scalings("equation") == ("equation", "code")  # the chapter's
     assert toy.ordered_scalings("code") == ("code", "equation")
     assert sorted(toy.ordered_scalings("code")) == sorted(losses.SCALINGS)
     with pytest.raises(ParameterError, match="first_scaling='std'"):
@@ -226,7 +227,8 @@ def test_minimum_check_agrees_three_ways():
 
 
 def test_minimum_check_orders_rows_by_first_scaling():
-    assert list(toy.minimum_check((0.5, 1.5))["scaling"]) == ["equation", "equation", "code", "code"]
+    assert list(toy.minimum_check((0.5, 1.5), first_scaling="equation")["scaling"]) == ["equation", "equation",
+                                                                                         "code", "code"]
     assert list(toy.minimum_check((0.5,), first_scaling="code")["scaling"]) == ["code", "equation"]
     with pytest.raises(ParameterError, match="gammas="):
         toy.minimum_check(())

@@ -44,7 +44,7 @@ def _verification(lr: float, at: str = "initial") -> float:
     order = list(range(len(y)))  # t = 10 steps of batch size 1
     trained = _sgd(w0, x, y, order, lr)  # x̂₁ = sample 0 is used first
     retrained = _sgd(w0, x, y, order[1:], lr)  # the same order without it
-    unlearned = single_gradient_unlearn(trained, w0, MSE, x[:1], y[:1], lr=lr, at=at)
+    unlearned = single_gradient_unlearn(trained, w0, MSE, x[:1], y[:1], lr=lr, unlearn_at=at)
     return verification_error(unlearned, retrained)
 
 
@@ -87,7 +87,7 @@ def test_update_equals_hand_formula(at: str) -> None:
     where = w0 if at == "initial" else trained
     expected = flat_weights(trained) + 0.01 * 2 * _hand_gradient(where, x[batch], y[batch])
     for initial in (w0, w0.state_dict(), flat_weights(w0)):
-        unlearned = single_gradient_unlearn(trained, initial, MSE, x[batch], y[batch], lr=0.01, times_used=2, at=at)
+        unlearned = single_gradient_unlearn(trained, initial, MSE, x[batch], y[batch], lr=0.01, times_used=2, unlearn_at=at)
         assert torch.allclose(flat_weights(unlearned), expected, rtol=0, atol=1e-14)
 
 
@@ -118,8 +118,8 @@ def test_bad_arguments() -> None:
         single_gradient_unlearn(w0, w0, MSE, x, y, lr=0.0)
     with pytest.raises(ValueError, match="times_used="):
         single_gradient_unlearn(w0, w0, MSE, x, y, lr=0.1, times_used=-1)
-    with pytest.raises(ValueError, match="at='middle'.*'initial', 'final'"):
-        single_gradient_unlearn(w0, w0, MSE, x, y, lr=0.1, at="middle")
+    with pytest.raises(ValueError, match="^unlearn_at='middle' is not allowed; choose one of 'initial', 'final'"):
+        single_gradient_unlearn(w0, w0, MSE, x, y, lr=0.1, unlearn_at="middle")
     with pytest.raises(ValueError, match="trainable weights"):
         single_gradient_unlearn(w0, torch.zeros(2), MSE, x, y, lr=0.1)
     with pytest.raises(ValueError, match="lacks trainable"):
@@ -143,3 +143,8 @@ def test_initial_weights_given_three_ways_give_the_same_result():
                for w in (w0, w0.state_dict(), flat_weights(w0))]
     assert verification_error(results[0], results[1]) == 0.0 and verification_error(results[0], results[2]) == 0.0
     assert torch.equal(results[0].bn1.running_mean, model_t.bn1.running_mean)
+
+
+def test_errors_name_the_callers_parameters():
+    with pytest.raises(ValueError, match="^model_t must be a torch.nn.Module; got int"):
+        single_gradient_unlearn(1, torch.zeros(3), MSE, torch.zeros(1, 2), torch.zeros(1, 1), lr=0.1)

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,14 +52,15 @@ import torch
 from scipy.sparse.linalg import LinearOperator
 from torch import nn
 
+from .losses import LossFn, batch_loss
 from .params import eval_mode, flatten, trainable_parameters, unflatten
 from .validation import ParameterError, check_choice, check_int, check_number
 
-__all__ = ["SIGMA_MODES", "EigenResult", "HVPOperator", "hvp", "sigma", "top_eigenvalue"]
-
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+__all__ = ["DEFAULT_SIGMA_MODE", "SIGMA_MODES", "EigenResult", "HVPOperator", "check_batch", "hvp", "sigma",
+           "top_eigenvalue"]
 
 SIGMA_MODES = ("spectral", "paper")
+DEFAULT_SIGMA_MODE = "spectral"  # |λ|: the spectral norm Eq. 8 needs; "paper" is the released code's sqrt(λ)
 _SAFETY = 0.2  # the estimated error must be below tol * _SAFETY relative
 _MAX_BASIS = 32  # Lanczos vectors kept before a restart from the current Ritz vector
 
@@ -99,9 +100,7 @@ class HVPOperator:
         self.dtype = self.params[0].dtype
         self.device = self.params[0].device
         self.count = 0
-        loss = loss_fn(model(inputs), targets)
-        if loss.dim() != 0:
-            raise ParameterError(f"loss_fn must return a scalar; it returned shape {tuple(loss.shape)}")
+        loss = batch_loss(loss_fn, model(inputs), targets)
         grads = torch.autograd.grad(loss, self.params, create_graph=True, allow_unused=True)
         self.gradient = flatten([g.detach() if g is not None else torch.zeros_like(p)
                                  for g, p in zip(grads, self.params, strict=True)])
@@ -180,7 +179,7 @@ def top_eigenvalue(
     """
     tol = check_number("tol", tol, high=1.0)
     max_iter = check_int("max_iter", max_iter, 1)
-    _check_batch(inputs, targets)
+    check_batch(inputs, targets)
     with eval_mode(model):
         op = HVPOperator(model, loss_fn, inputs, targets)
         if not torch.isfinite(op.gradient).all():
@@ -193,7 +192,8 @@ def top_eigenvalue(
     return result
 
 
-def _check_batch(inputs: torch.Tensor, targets: torch.Tensor) -> None:
+def check_batch(inputs: torch.Tensor, targets: torch.Tensor) -> None:
+    """``inputs`` and ``targets`` must be tensors holding the same, non-zero number of samples."""
     if not (isinstance(inputs, torch.Tensor) and isinstance(targets, torch.Tensor)):
         raise ParameterError("inputs and targets must be tensors")
     if len(inputs) == 0 or len(inputs) != len(targets):
@@ -371,7 +371,7 @@ def _result(step: _Step, count: int, converged: bool) -> EigenResult:
                        error_estimate=step.rel_error)
 
 
-def sigma(result: EigenResult | float, sigma_mode: str = "spectral") -> float:
+def sigma(result: EigenResult | float, sigma_mode: str = DEFAULT_SIGMA_MODE) -> float:
     """σ of Eq. 8–9 from a :func:`top_eigenvalue` result (or its eigenvalue).
 
     ``"spectral"``: |λ|, the largest singular value of the symmetric Hessian (the default).

@@ -29,8 +29,8 @@ from torch import nn
 from .params import trainable_parameters
 from .validation import ParameterError, check_choice, check_number
 
-__all__ = ["DEFAULT_SCALING", "SCALINGS", "LossFn", "SDLoss", "check_scaling", "l2_penalty", "logit_std", "make_loss",
-           "safe_sqrt", "sd_loss"]
+__all__ = ["DEFAULT_SCALING", "SCALINGS", "LossFn", "SDLoss", "batch_loss", "check_scaling", "l2_penalty",
+           "logit_std", "make_loss", "safe_sqrt", "sd_loss"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 SCALINGS = ("code", "equation")
@@ -113,6 +113,15 @@ def l2_penalty(model: nn.Module, lam: float) -> torch.Tensor:
     params = trainable_parameters(model)
     squared = torch.stack([p.pow(2).sum() for p in params]).sum()
     return lam * safe_sqrt(squared)
+
+
+def batch_loss(loss_fn: LossFn, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``loss_fn(logits, targets)``, which must be a scalar (the mean loss of the batch, as SGD uses it)."""
+    loss = loss_fn(logits, targets)
+    if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
+        shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+        raise ParameterError(f"loss_fn must return a scalar; it returned shape {shape}")
+    return loss
 
 
 def make_loss(gamma: float = 0.0, scaling: str = DEFAULT_SCALING) -> LossFn:

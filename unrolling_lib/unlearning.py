@@ -11,7 +11,7 @@ the *mean* loss over the batch, as in the SGD step that used it. To unlearn one 
 size b, pass that sample alone and ``lr = η/b`` (its share of the batch mean).
 
 The printed §8.3 formula takes the gradient at the final weights w_{N+t}; the theory (and the released
-verification code) takes it at w₀. ``at="initial"`` (default) follows the theory, ``at="final"`` the
+verification code) takes it at w₀. ``unlearn_at="initial"`` (default) follows the theory, ``unlearn_at="final"`` the
 printed formula.
 """
 
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .losses import LossFn
+from .losses import LossFn, batch_loss
 from .params import Weights, named_trainable, trainable_parameters, unflatten, with_weights
 from .validation import ParameterError, check_bool, check_choice, check_int, check_number
 
@@ -44,9 +44,7 @@ def batch_gradient(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor, targ
     work = copy.deepcopy(model)
     work.train(train_mode)
     params = trainable_parameters(work)
-    loss = loss_fn(work(inputs), targets)
-    if loss.dim() != 0:
-        raise ParameterError(f"loss_fn must return a scalar; it returned shape {tuple(loss.shape)}")
+    loss = batch_loss(loss_fn, work(inputs), targets)
     grads = torch.autograd.grad(loss, params, allow_unused=True)
     return [g if g is not None else torch.zeros_like(p) for g, p in zip(grads, params, strict=True)]
 
@@ -60,16 +58,16 @@ def single_gradient_unlearn(
     *,
     lr: float,
     times_used: int = 1,
-    at: str = "initial",
+    unlearn_at: str = "initial",
     train_mode: bool = True,
 ) -> nn.Module:
     """Single-gradient unlearning (§5.1): a new model with w″ = w_t + η·m·∇L(w; x̂).
 
     ``model_t``: the trained model (weights w_t); it is not modified. ``model_0_or_params``: the initial
     weights w₀ as a model of the same architecture, a state dict, or a flat tensor in
-    ``model.parameters()`` order (only used when ``at="initial"``). ``inputs``, ``targets``: the batch x̂
+    ``model.parameters()`` order (only used when ``unlearn_at="initial"``). ``inputs``, ``targets``: the batch x̂
     to unlearn. ``lr``: the SGD learning rate η. ``times_used``: m, how often the batch was used (e.g.
-    once per epoch). ``at``: where the gradient is taken, ``"initial"`` (w₀, the theory's choice) or
+    once per epoch). ``unlearn_at``: where the gradient is taken, ``"initial"`` (w₀, the theory's choice) or
     ``"final"`` (w_t, the §8.3 formula as printed). ``train_mode``: evaluate the loss as the training step
     did (BatchNorm on batch statistics) rather than in eval mode.
 
@@ -79,9 +77,10 @@ def single_gradient_unlearn(
     """
     lr = check_number("lr", lr)
     times_used = check_int("times_used", times_used, 0)
-    check_choice("at", at, UNLEARN_AT)
+    check_choice("unlearn_at", unlearn_at, UNLEARN_AT)
+    named_trainable(model_t, name="model_t")
     check_bool("train_mode", train_mode)
-    where = with_weights(model_t, model_0_or_params, name="model_0_or_params") if at == "initial" else model_t
+    where = with_weights(model_t, model_0_or_params, name="model_0_or_params") if unlearn_at == "initial" else model_t
     names_t = [n for n, _ in named_trainable(model_t, name="model_t")]
     names_w = [n for n, _ in named_trainable(where)]
     if names_t != names_w:

@@ -37,7 +37,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .curvature import SIGMA_MODES, EigenResult, sigma, top_eigenvalue
+from .curvature import DEFAULT_SIGMA_MODE, SIGMA_MODES, EigenResult, check_batch, sigma, top_eigenvalue
 from .losses import LossFn
 from .params import Weights, flat_weights, weight_distance
 from .validation import ParameterError, check_bool, check_choice, check_int, check_number
@@ -143,7 +143,7 @@ class UnlearningErrorMonitor:
         *,
         loss_fn: LossFn | None = None,
         every: int = 50,
-        sigma_mode: str = "spectral",
+        sigma_mode: str = DEFAULT_SIGMA_MODE,
         tol: float = 1e-3,
         max_iter: int = 100,
         warm_start: bool = True,
@@ -151,9 +151,7 @@ class UnlearningErrorMonitor:
     ) -> None:
         lr = check_number("lr", lr)
         every = check_int("every", every, 1)
-        if not (isinstance(inputs, torch.Tensor) and isinstance(targets, torch.Tensor)
-                and len(inputs) == len(targets) and len(inputs) > 0):
-            raise ParameterError("inputs and targets must be tensors with the same, non-zero number of samples")
+        check_batch(inputs, targets)
         check_choice("sigma_mode", sigma_mode, SIGMA_MODES)
         tol = check_number("tol", tol, high=1.0)
         max_iter = check_int("max_iter", max_iter, 1)

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from ..curvature import EigenResult, HVPOperator, top_eigenvalue
-from ..params import eval_mode, module_mode
+from ..params import eval_mode, module_mode, trainable_parameters
 from ..validation import ParameterError
 
 __all__ = ["BENCHES", "run_bench"]
@@ -102,12 +102,12 @@ def _time_ours(model: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: torch.T
 
 
 def _sgd_step(model: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor, lr: float) -> None:
-    model.train()
-    loss = loss_fn(model(x), y)
-    grads = torch.autograd.grad(loss, [p for p in model.parameters() if p.requires_grad])
+    """One plain SGD step in train mode (the model's modes restored after)."""
+    params = trainable_parameters(model)
+    with module_mode(model, train=True):
+        grads = torch.autograd.grad(loss_fn(model(x), y), params)
     with torch.no_grad():
-        for p, g in zip([p for p in model.parameters() if p.requires_grad], grads, strict=True):
-            p.sub_(lr * g)
+        torch._foreach_add_(params, grads, alpha=-lr)
 
 
 def _compare(model: nn.Module, name: str, state: str, batch: tuple[torch.Tensor, torch.Tensor],

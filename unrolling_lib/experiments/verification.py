@@ -162,9 +162,11 @@ class _VerificationProbe:
     v = ‖w′ − w″‖, e(t) with the monitor's σ_avg so far, ‖w_t − w₀‖ and test accuracy."""
 
     def __init__(self, *, every: int, w0: nn.Module, loss_fn: Any, batch: tuple[torch.Tensor, torch.Tensor],
-                 unlearn_step: int, lr: float, at: str, monitor: UnlearningErrorMonitor, test: TensorData) -> None:
+                 unlearn_step: int, lr: float, unlearn_at: str, monitor: UnlearningErrorMonitor,
+                 test: TensorData) -> None:
         self.every, self.w0, self.loss_fn, self.batch = every, w0, loss_fn, batch
-        self.unlearn_step, self.lr, self.at, self.monitor, self.test = unlearn_step, lr, at, monitor, test
+        self.unlearn_step, self.lr, self.unlearn_at = unlearn_step, lr, unlearn_at
+        self.monitor, self.test = monitor, test
         self.w0_flat = flat_weights(w0).clone()
         self.rows: list[dict[str, Any]] = []
 
@@ -172,7 +174,7 @@ class _VerificationProbe:
         t = state.t
         used = 1 if state.step >= self.unlearn_step else 0  # x̂ was used once by M, never by M′
         unlearned = single_gradient_unlearn(state.model, self.w0, self.loss_fn, *self.batch, lr=self.lr,
-                                            times_used=used, at=self.at)
+                                            times_used=used, unlearn_at=self.unlearn_at)
         change = weight_change(state.model, self.w0_flat)
         sigma_avg = self.monitor.sigma_avg
         e = unlearning_error(self.lr, t, change, sigma_avg) if math.isfinite(sigma_avg) else math.nan
@@ -216,7 +218,7 @@ def _one_gamma(gamma: float, *, data: TensorData, test: TensorData, model_name: 
     step = p["unlearn_step"]
     probe = _VerificationProbe(every=p["verify_every"], w0=w0, loss_fn=loss_fn,
                                batch=batch_tensors(data, order[step], device), unlearn_step=step, lr=p["lr"],
-                               at=p["unlearn_at"], monitor=monitor, test=test)
+                               unlearn_at=p["unlearn_at"], monitor=monitor, test=test)
     message, floor = None, math.nan
     try:
         pair = train_lockstep(model, data, order, unlearn_step=step, lr=p["lr"], callbacks=[monitor, probe],
@@ -425,9 +427,11 @@ def unlearned_batch_sensitivity(blocks: Sequence[int], *, gamma: float = 0.0, **
     forgotten. One row per block: ``unlearn_batch``, ``gamma``, ``pearson_e_v_over_t`` and the last t's ``e``
     and ``v``.
     """
+    if isinstance(blocks, np.ndarray):
+        blocks = blocks.tolist()
     if not isinstance(blocks, (list, tuple)) or not blocks:
         raise ParameterError(f"blocks={blocks!r} is not allowed; give a non-empty list of block indices")
-    blocks = [check_int("blocks", b, 0) for b in blocks]
+    blocks = [check_int(f"blocks[{i}]", b, 0) for i, b in enumerate(blocks)]
     gamma = check_number("gamma", gamma, inclusive=True)
     rows = []
     for block in blocks:

@@ -22,7 +22,6 @@ from ..losses import DEFAULT_SCALING, check_scaling
 from ..theory.toy import (
     SD_COEFFICIENT,
     SLIDER_GAMMAS,
-    TOY_DEFAULTS,
     ToyTraining,
     gradient_field,
     gradient_flip,
@@ -41,7 +40,6 @@ __all__ = [
 ]
 
 SCALING_LABELS = {"equation": "Eq. 10 (population std)", "code": "released code (unbiased std / C)"}
-_CHAPTER_SCALING = TOY_DEFAULTS["quick"]["scaling"]
 _ARROW_UP, _ARROW_DOWN = "#1f77b4", "#d62728"
 
 
@@ -189,7 +187,7 @@ def _slider_figure(kind: str, make: Callable[[float, str, bool], list[Any]], gam
 
 
 def landscape_slider(gammas: Sequence[float] = SLIDER_GAMMAS, *, grid: int = 41, extent: float = 4.0,
-                     active_gamma: float = 0.5, first_scaling: str = _CHAPTER_SCALING) -> go.Figure:
+                     active_gamma: float = 0.5, first_scaling: str = DEFAULT_SCALING) -> go.Figure:
     """Figure 6 with a γ slider over precomputed frames and a toggle between the two SD scalings."""
     gammas = check_numbers("gammas", gammas, inclusive=True)
     return _slider_figure("landscape", lambda g, s, v: _landscape_traces(g, s, grid, extent, v), gammas, extent,
@@ -197,7 +195,7 @@ def landscape_slider(gammas: Sequence[float] = SLIDER_GAMMAS, *, grid: int = 41,
 
 
 def field_slider(gammas: Sequence[float] = SLIDER_GAMMAS, *, arrows: int = 15, extent: float = 4.0,
-                 active_gamma: float = 0.5, first_scaling: str = _CHAPTER_SCALING) -> go.Figure:
+                 active_gamma: float = 0.5, first_scaling: str = DEFAULT_SCALING) -> go.Figure:
     """Figure 5 with a γ slider over precomputed frames and a toggle between the two SD scalings."""
     gammas = check_numbers("gammas", gammas, inclusive=True)
     # One length scale for the arrows of both scalings: the steepest slope either reaches, 1 + γ·max c.

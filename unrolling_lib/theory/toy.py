@@ -78,10 +78,9 @@ TOY_DEFAULTS: dict[str, dict[str, Any]] = {
     "paper": {**_QUICK, "gammas": [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.25, 1.5, 2.0], "steps": 2000,
               "grid": 61, "arrows": 21},
 }
-_CHAPTER_SCALING = _QUICK["scaling"]
 
 
-def ordered_scalings(first_scaling: str = _CHAPTER_SCALING) -> tuple[str, ...]:
+def ordered_scalings(first_scaling: str = DEFAULT_SCALING) -> tuple[str, ...]:
     """All of ``losses.SCALINGS``, ``first_scaling`` first: the order of a table's rows and a figure's buttons."""
     check_choice("first_scaling", first_scaling, SCALINGS)
     return (first_scaling, *(s for s in SCALINGS if s != first_scaling))
@@ -205,7 +204,7 @@ def numeric_minimum(gamma: float, scaling: str = DEFAULT_SCALING, *, bound: floa
 
 
 def minimum_check(gammas: Sequence[float] = (0.1, 0.5, 0.9, 1.0, 1.2, 1.5, 2.0), *,
-                  first_scaling: str = _CHAPTER_SCALING) -> pd.DataFrame:
+                  first_scaling: str = DEFAULT_SCALING) -> pd.DataFrame:
     """The minimum of Eq. 11 along d = a − b three ways, for each scaling (``first_scaling``'s rows first) and γ.
 
     Columns: ``scaling``, ``gamma``, ``d_star`` (the closed form, :func:`toy_sd_minimum`), ``numeric_minimiser``

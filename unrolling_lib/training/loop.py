@@ -50,7 +50,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..data import BatchOrder, TensorData, batch_tensors
-from ..losses import LossFn, make_loss
+from ..losses import DEFAULT_SCALING, LossFn, make_loss
 from ..params import module_mode, trainable_parameters, weight_distance
 from ..validation import ParameterError, check_choice, check_number
 from .callbacks import StepState, as_callbacks
@@ -234,7 +234,7 @@ def train(
     *,
     lr: float,
     gamma: float = 0.0,
-    scaling: str = "code",
+    scaling: str = DEFAULT_SCALING,
     loss_fn: LossFn | None = None,
     callbacks: Sequence[Any] | Any | None = None,
     device: torch.device | str | None = None,
@@ -291,7 +291,7 @@ def train_lockstep(
     unlearn_step: int,
     lr: float,
     gamma: float = 0.0,
-    scaling: str = "code",
+    scaling: str = DEFAULT_SCALING,
     loss_fn: LossFn | None = None,
     retrained: nn.Module | None = None,
     callbacks: Sequence[Any] | Any | None = None,
@@ -337,7 +337,7 @@ def noise_floor(
     *,
     lr: float,
     gamma: float = 0.0,
-    scaling: str = "code",
+    scaling: str = DEFAULT_SCALING,
     loss_fn: LossFn | None = None,
     device: torch.device | str | None = None,
     progress: bool = False,

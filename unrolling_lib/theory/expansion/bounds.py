@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ...curvature import SIGMA_MODES, sigma, top_eigenvalue
+from ...curvature import DEFAULT_SIGMA_MODE, SIGMA_MODES, sigma, top_eigenvalue
 from ...unlearning_error import eq8_bound, eq8_consistent_bound, eq8_rigorous_bound, unlearning_error
 from ...unlearning_error import sigma_avg as mean_sigma
 from ...validation import check_choice, check_int, check_numbers
@@ -108,11 +108,11 @@ class SigmaSummary:
     sigma_avg_spectral: float
     sigma_avg_paper: float
 
-    def sigma_max(self, sigma_mode: str = "spectral") -> float:
+    def sigma_max(self, sigma_mode: str = DEFAULT_SIGMA_MODE) -> float:
         """σ of Eq. 8 in ``sigma_mode``."""
         return getattr(self, f"sigma_max_{check_choice('sigma_mode', sigma_mode, SIGMA_MODES)}")
 
-    def sigma_avg(self, sigma_mode: str = "spectral") -> float:
+    def sigma_avg(self, sigma_mode: str = DEFAULT_SIGMA_MODE) -> float:
         """σ_avg of Eq. 9 in ``sigma_mode``."""
         return getattr(self, f"sigma_avg_{check_choice('sigma_mode', sigma_mode, SIGMA_MODES)}")
 

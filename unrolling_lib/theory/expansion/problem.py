@@ -34,9 +34,9 @@ from torch.func import functional_call, grad, vmap
 from ...curvature import HVPOperator
 from ...data import BatchOrder, batch_tensors, load_digits_dataset
 from ...losses import LossFn
-from ...models import build_model
-from ...params import eval_mode, unflatten, with_weights
-from ...validation import ParameterError, check_int, check_numbers
+from ...models import MODELS, build_model
+from ...params import eval_mode, flat_weights, unflatten, with_weights
+from ...validation import ParameterError, check_choice, check_int, check_numbers
 
 __all__ = [
     "ExpansionProblem",
@@ -139,7 +139,7 @@ def problem_from(model: nn.Module, batches: Sequence[tuple[torch.Tensor, torch.T
             raise ParameterError("model has BatchNorm; the expansion needs a loss that is a function of w alone")
     for p in model.parameters():
         p.requires_grad_(True)
-    w0 = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    w0 = flat_weights(model)
     cast = [(x.to(torch.float64), y if not y.is_floating_point() else y.to(torch.float64)) for x, y in batches]
     return ExpansionProblem(model=model, w0=w0, batches=cast, loss_fn=loss_fn, name=name)
 
@@ -156,6 +156,7 @@ def build_problem(model: str = "mlp", *, subset: int = 256, batch_size: int = 16
     steps = check_int("steps", steps, 1)
     data = load_digits_dataset(subset=subset, seed=seed, dtype=torch.float64)
     order = BatchOrder(len(data), batch_size, steps=steps, seed=seed)
+    check_choice("model", model, tuple(MODELS))
     net = build_model(model, 10, seed=seed, **model_kwargs)
     batches = [batch_tensors(data, order[i]) for i in range(steps)]
     return problem_from(net, batches, F.cross_entropy, name=model)

@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ...models import MODELS
 from ...training import cpu_threads
 from ...unlearning_error import unlearning_error
-from ...validation import ParameterError, check_int, check_number, check_numbers
+from ...validation import ParameterError, check_choice, check_int, check_number, check_numbers
 from .bounds import (
     OperatorNormCheck,
     batch_sigmas,
@@ -135,11 +136,14 @@ class ExpansionStudy:
         return [m for m in self.problems if m not in PIECEWISE_SMOOTH_MODELS]
 
 
-def expansion_study(models: Sequence[str], *, subset: int, batch_size: int, steps: int, lrs: Sequence[float],
-                    bound_lrs: Sequence[float], unlearn_step: int, seed: int = 0, threads: int | None = 1
+def expansion_study(models: Sequence[str] = tuple(_QUICK["models"]), *, subset: int = _QUICK["subset"],
+                    batch_size: int = _QUICK["batch_size"], steps: int = _QUICK["steps"],
+                    lrs: Sequence[float] = tuple(_QUICK["lrs"]),
+                    bound_lrs: Sequence[float] = tuple(_QUICK["bound_lrs"]),
+                    unlearn_step: int = _QUICK["unlearn_step"], seed: int = 0, threads: int | None = 1
                     ) -> ExpansionStudy:
     """Run :func:`~.bounds.expansion_table`, :func:`~.bounds.fit_slopes` and :func:`unlearning_table` for every
-    model (§5.1–5.3).
+    model (§5.1–5.3). The defaults are the quick profile's (:data:`EXPANSION_DEFAULTS`).
 
     ``threads``: torch CPU threads inside (one by default: these models are far too small to gain from more,
     and on shared cores extra threads slow every step down; ``None`` leaves the setting alone).
@@ -147,6 +151,8 @@ def expansion_study(models: Sequence[str], *, subset: int, batch_size: int, step
     if isinstance(models, str) or not isinstance(models, Sequence) or not models:
         raise ParameterError(f"models={models!r} is not allowed; name at least one model in a list "
                              "('mlp', 'smooth_cnn', 'small_cnn')")
+    for i, name in enumerate(models):
+        check_choice(f"models[{i}]", name, tuple(MODELS))
     steps = check_int("steps", steps, 2)
     unlearn_step = check_int("unlearn_step", unlearn_step, 0, steps - 1)
     lrs, bound_lrs = check_numbers("lrs", lrs), check_numbers("bound_lrs", bound_lrs)
