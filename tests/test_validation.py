@@ -7,7 +7,9 @@ from unrolling_lib.validation import (
     ParameterError,
     check_bool,
     check_choice,
+    check_instance,
     check_int,
+    check_ints,
     check_number,
     check_numbers,
     check_str,
@@ -49,6 +51,19 @@ def test_list_bool_and_string_validators():
         (lambda: check_bool("noise_floor", 1), "noise_floor=1 is not allowed; use True or False"),
         (lambda: check_str("model", 3), "model=3 is not allowed; use a string"),
         (lambda: check_choice("mode", [1], ("a", "b")), "mode=[1] is not allowed; choose one of 'a', 'b'"),
+    ]:
+        with pytest.raises(ParameterError) as err:
+            call()
+        assert str(err.value) == message
+
+
+def test_int_lists_and_instances():
+    assert check_ints("ns", np.array([2, 3]), 2) == [2, 3]
+    assert check_instance("order", 3, (int, float)) == 3
+    for call, message in [
+        (lambda: check_ints("ns", [2, 1], 2), "ns[1]=1 is not allowed; use an int >= 2"),
+        (lambda: check_ints("ns", 3, 2), "ns=3 is not allowed; use a non-empty list of ints"),
+        (lambda: check_instance("order", "x", (list, tuple)), "order must be a list or tuple; got str"),
     ]:
         with pytest.raises(ParameterError) as err:
             call()

@@ -24,7 +24,9 @@ __all__ = [
     "ParameterError",
     "check_bool",
     "check_choice",
+    "check_instance",
     "check_int",
+    "check_ints",
     "check_number",
     "check_numbers",
     "check_str",
@@ -94,6 +96,24 @@ def check_numbers(name: str, values: Any, *, low: float = 0.0, inclusive: bool =
     if distinct and len(set(out)) != len(out):
         raise ParameterError(f"{name}={values!r} is not allowed; {allowed}")
     return out
+
+
+def check_ints(name: str, values: Any, low: int, high: int | None = None) -> list[int]:
+    """``values`` must be a non-empty list (or tuple, or 1-D array) of ints accepted by :func:`check_int`; the
+    message of a bad entry names it (``ns[1]=0 …``). Returns Python ints."""
+    if isinstance(values, np.ndarray):
+        values = values.tolist()
+    if not isinstance(values, (list, tuple)) or not values:
+        raise ParameterError(f"{name}={values!r} is not allowed; use a non-empty list of ints")
+    return [check_int(f"{name}[{i}]", v, low, high) for i, v in enumerate(values)]
+
+
+def check_instance(name: str, value: Any, types: type | tuple[type, ...]) -> Any:
+    """``value`` must be an instance of ``types``; returns it."""
+    if not isinstance(value, types):
+        wanted = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+        raise ParameterError(f"{name} must be a {wanted}; got {type(value).__name__}")
+    return value
 
 
 def check_bool(name: str, value: Any) -> bool:
