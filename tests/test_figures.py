@@ -73,3 +73,23 @@ def test_live_figure_redraws_on_every_control_change():
     assert list(box.figure.data[0].y) == [2, 2, 2]
     slider.value = 4
     assert list(box.figure.data[0].y) == [4, 4, 4]
+
+
+def test_live_widgets_only_where_a_frontend_can_show_them(monkeypatch):
+    from unrolling_lib.figures.live import HEADLESS_ENV, live_session
+
+    monkeypatch.delenv(BOOK_BUILD_ENV, raising=False)
+    monkeypatch.delenv(HEADLESS_ENV, raising=False)
+    assert live_session()
+    monkeypatch.setenv(HEADLESS_ENV, "1")  # the chapter runner and nbval set it for their kernels
+    assert not live_session()
+    monkeypatch.delenv(HEADLESS_ENV)
+    monkeypatch.setenv(BOOK_BUILD_ENV, "1")
+    assert not live_session()
+
+
+def test_the_test_session_runs_chapters_headless_and_bounded(pytestconfig):
+    import os
+
+    assert os.environ.get("UNROLLING_HEADLESS") == "1"  # inherited by the kernels nbval starts
+    assert int(pytestconfig.option.nbval_cell_timeout) == 600  # _config.yml's execute.timeout

@@ -34,3 +34,18 @@ def test_save_table_goes_to_the_run_folder(tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(storage.read_table(path), df)
     meta = json.loads(path.with_suffix(".json").read_text())
     assert meta["rows"] == 2 and meta["profile"] == "quick" and "torch" in meta
+
+
+def test_a_claimed_folder_refuses_other_parameters(tmp_path):
+    storage.claim_folder(tmp_path, {"lr": 0.01, "seed": 0}, name="checkpoint_dir")
+    storage.claim_folder(tmp_path, {"lr": 0.01, "seed": 0}, name="checkpoint_dir")  # the same: a resume
+    with pytest.raises(ValueError, match=r"^checkpoint_dir='.*' holds results of other parameters \(they differ "
+                                         r"in lr\); use another folder"):
+        storage.claim_folder(tmp_path, {"lr": 0.02, "seed": 0}, name="checkpoint_dir")
+
+
+def test_result_files_get_the_usual_permissions(tmp_path):
+    path = storage.atomic_write_text(tmp_path / "a.txt", "x")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600

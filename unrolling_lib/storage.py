@@ -22,7 +22,9 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["atomic_torch_save", "atomic_write_json", "atomic_write_text", "provenance", "read_table",
+from .validation import ParameterError
+
+__all__ = ["atomic_torch_save", "atomic_write_json", "atomic_write_text", "claim_folder", "provenance", "read_table",
            "write_table"]
 
 
@@ -115,6 +117,25 @@ def write_table(df: pd.DataFrame, path: Path | str, **meta: Any) -> Path:
     atomic_write_text(path, df.to_csv(index=False))
     atomic_write_json(path.with_suffix(".json"), provenance(rows=len(df), **meta))
     return path
+
+
+def claim_folder(folder: Path | str, params: dict[str, Any], *, name: str = "folder",
+                 stamp: str = "params.json") -> Path:
+    """Make ``folder`` the home of results of ``params``: record them in ``folder/stamp`` on first use, and refuse
+    (naming the parameter ``name`` and the keys that differ) a folder that already holds results of others, so a
+    resumed run never mixes two settings. Call it only once every other check has passed."""
+    folder = Path(folder)
+    path = folder / stamp
+    wanted = json.loads(json.dumps(params, default=str))
+    if path.exists():
+        held = json.loads(path.read_text())
+        if held != wanted:
+            changed = sorted(k for k in set(held) | set(wanted) if held.get(k) != wanted.get(k))
+            raise ParameterError(f"{name}={str(folder)!r} holds results of other parameters (they differ in "
+                                 f"{', '.join(changed)}); use another folder")
+    else:
+        atomic_write_json(path, wanted)
+    return folder
 
 
 def read_table(path: Path | str) -> pd.DataFrame:

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ..figures.live import HEADLESS_ENV
 from ..storage import atomic_write_json, provenance
 from ..validation import ParameterError
 from . import chapters as book
@@ -166,8 +167,9 @@ def run_chapter(path: Path, profile: str, params: dict[str, Any], out_root: Path
     record = provenance(chapter=path.name, parameters=all_params, cell_timeout=limit, repository=base)
     atomic_write_json(folder / "run.json", {**record, "status": "running"})
     executed = folder / path.name
-    previous = os.environ.get(RUN_DIR_ENV)
+    saved = {name: os.environ.get(name) for name in (RUN_DIR_ENV, HEADLESS_ENV)}
     os.environ[RUN_DIR_ENV] = str(folder)
+    os.environ[HEADLESS_ENV] = "1"  # no frontend: the chapter opens no live widgets (figures.live)
     status: dict[str, Any] = {"status": "failed", "error": "interrupted"}
     try:
         papermill.execute_notebook(str(path), str(executed), parameters=all_params, cwd=str(path.parent),
@@ -185,8 +187,9 @@ def run_chapter(path: Path, profile: str, params: dict[str, Any], out_root: Path
         raise failure from None
     finally:
         atomic_write_json(folder / "run.json", {**record, **status})
-        if previous is None:
-            os.environ.pop(RUN_DIR_ENV, None)
-        else:
-            os.environ[RUN_DIR_ENV] = previous
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     return folder

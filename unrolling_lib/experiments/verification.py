@@ -27,7 +27,6 @@ batches.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import os
 import warnings
@@ -47,7 +46,7 @@ from ..losses import check_scaling, make_loss
 from ..metrics import accuracy, pearson, verification_error
 from ..models import MODELS, build_model
 from ..params import flat_weights
-from ..storage import atomic_torch_save, atomic_write_json, read_table, write_table
+from ..storage import atomic_torch_save, claim_folder, read_table, write_table
 from ..training import StepState, TrainingDiverged, cpu_threads, pick_device, train, train_lockstep
 from ..unlearning import UNLEARN_AT, single_gradient_unlearn
 from ..unlearning_error import UnlearningErrorMonitor, unlearning_error, weight_change
@@ -341,7 +340,9 @@ def verification_experiment(
                                                                       replace=False)
     hessian_batch = batch_tensors(data, np.sort(picked), dev)
     if folder is not None:  # only once every check has passed: a refused call leaves the folder as it was
-        _claim_folder(folder, {**p, "threads": threads, "device": str(dev), "deterministic": deterministic})
+        # threads, device and deterministic mode each change v in its last digits: a resume must not mix them
+        claim_folder(folder, {**p, "threads": threads, "device": str(dev), "deterministic": deterministic},
+                     name="checkpoint_dir", stamp="verification_params.json")
 
     tables, sigmas, diverged = [], [], {}
     for gamma in gammas:
@@ -384,21 +385,6 @@ def verification_experiment(
 def _tag(gamma: float) -> str:
     """γ as it appears in a checkpoint's file name: ``repr`` of the float, exact (1.0 and 1.0000001 differ)."""
     return repr(float(gamma))
-
-
-def _claim_folder(folder: Path, params: dict[str, Any]) -> None:
-    """Record the parameters in ``folder``; refuse a folder that holds results of other parameters (including
-    the threads, device and deterministic mode: each changes v in its last digits, so a resume must not mix
-    them)."""
-    stamp = folder / "verification_params.json"
-    if stamp.exists():
-        held = json.loads(stamp.read_text())
-        if held != json.loads(json.dumps(params)):
-            changed = sorted(k for k in set(held) | set(params) if held.get(k) != params.get(k))
-            raise ParameterError(f"checkpoint_dir={str(folder)!r} holds results of other parameters (they differ "
-                                 f"in {', '.join(changed)}); use another folder")
-    else:
-        atomic_write_json(stamp, params)
 
 
 def summarize_verification(result: VerificationResult | pd.DataFrame) -> VerificationSummary:

@@ -7,6 +7,7 @@ and the frames slider; :mod:`.live` the ipywidgets of a live kernel. One module 
 :mod:`.verification` (§8.3).
 """
 
+from .live import live_session
 from .render import in_book_build
 
-__all__ = ["in_book_build"]
+__all__ = ["in_book_build", "live_session"]

@@ -1,18 +1,31 @@
 """Live widgets: ipywidgets controls that redraw a plotly figure in a running kernel.
 
 The static book cannot run callbacks; there a slider over precomputed frames
-(:func:`unrolling_lib.figures.common.frames_slider`) stands in. Chapters show live widgets only outside the
-book build (``not in_book_build()``).
+(:func:`unrolling_lib.figures.common.frames_slider`) stands in. Chapters open live widgets only where a
+frontend can show them, ``if live_session():``: not while the book is built, and not in a headless execution
+(the chapter runner and the notebook tests set ``UNROLLING_HEADLESS=1`` for their kernels). Creating a widget
+already opens a comm to a frontend; in a kernel that no frontend is attached to, papermill's client was seen
+to wait forever for a message after such a cell, so headless runs never create one.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
 import plotly.graph_objects as go
 
-__all__ = ["live_figure"]
+from .render import in_book_build
+
+__all__ = ["HEADLESS_ENV", "live_figure", "live_session"]
+
+HEADLESS_ENV = "UNROLLING_HEADLESS"
+
+
+def live_session() -> bool:
+    """Whether a frontend can show live widgets: False while the book is built or ``UNROLLING_HEADLESS`` is set."""
+    return not in_book_build() and os.environ.get(HEADLESS_ENV, "") in ("", "0")
 
 
 def live_figure(controls: list[Any], draw: Callable[[], go.Figure]) -> Any:
