@@ -299,12 +299,22 @@ def test_batch_order_without_skips_exactly_one_step() -> None:
     assert [b.tolist() for b in m3] == full[:7] + full[9:] and m3.skipped == (7, 8)
     assert order.without(-1).skipped == (len(order) - 1,)
     assert len(order) == 15  # the original is unchanged
-    with pytest.raises(ParameterError, match=r"step=15 .*0\.\.14"):
+    # check_int's message (was "this order has steps 0..14"): the range says negative steps count from the end
+    with pytest.raises(ParameterError, match=r"^step=15 is not allowed; use an int in \[-15, 14\]$"):
         order.without(15)
+    with pytest.raises(ParameterError, match=r"^step=-16 is not allowed; use an int in \[-15, 14\]$"):
+        order.batch(-16)
+    with pytest.raises(ParameterError, match=r"^step=1\.0 is not allowed; use an int in \[-15, 14\]$"):
+        order.without(1.0)
+    with pytest.raises(ParameterError, match=r"^step=True is not allowed; use an int in \[-15, 14\]$"):
+        order.batch(True)
+    assert order.check_step("unlearn_step", np.int64(-15)) == 0 and order.check_step("unlearn_step", 14) == 14
     single = BatchOrder(4, 4, steps=1).without(0)  # t = 1: the retrained model takes no step
     assert len(single) == 0 and list(single) == []
     with pytest.raises(ParameterError, match="no steps left"):
         single.batch(0)
+    with pytest.raises(ParameterError, match=r"^unlearn_step=0 is not allowed; this order has no steps left$"):
+        single.check_step("unlearn_step", 0)
 
 
 def test_batch_order_counts() -> None:

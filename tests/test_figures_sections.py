@@ -15,6 +15,7 @@ from unrolling_lib.models import MLP
 from unrolling_lib.theory import lemma1 as lm
 from unrolling_lib.theory import symmetry as sym
 from unrolling_lib.theory import taxonomy
+from unrolling_lib.theory import weight_densities as wd
 from unrolling_lib.validation import ParameterError
 
 
@@ -53,7 +54,7 @@ def test_lemma1_figure_draws_the_table() -> None:
 
 def test_lemma1_density_figure_shows_the_middle_scale_last() -> None:
     case = lm.lemma1_case(3, 1, lr=0.2)
-    curves = lm.density_curves(case, [0.01, 0.1, 0.3])
+    curves = wd.density_curves(case, [0.01, 0.1, 0.3])
     fig = lemma1_density_figure(curves)
     assert len(fig.frames) == 3 and all(f.layout.yaxis.range is not None for f in fig.frames)
     # the slider starts on the middle scale; that frame is played last, so the page ends where the slider is
@@ -67,8 +68,9 @@ def test_lemma1_density_figure_shows_the_middle_scale_last() -> None:
     assert list(bound.y) == [middle.lipschitz * middle.d] * 2
     assert f"L·d = {middle.bound:.3g}" in fig.layout.title.text
     with pytest.raises(ParameterError, match="dim"):
-        lm.density_curves(lm.lemma1_case(2, 1, dim=2), [0.1])
-    with pytest.raises(ParameterError, match="curves"):
+        wd.density_curves(lm.lemma1_case(2, 1, dim=2), [0.1])
+    with pytest.raises(ParameterError, match=r"^curves must be a non-empty list of DensityCurves "
+                                             r"\(from weight_densities\.density_curves\)$"):
         lemma1_density_figure([])
 
 

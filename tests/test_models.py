@@ -116,6 +116,11 @@ def test_build_model_by_name_and_seed() -> None:
     assert build_model("resnet18", 100).linear.out_features == 100
     with pytest.raises(ParameterError, match="name='resnet50'.*'resnet18'"):
         build_model("resnet50")
+    with pytest.raises(ParameterError, match=r"^name='resnet50' is not allowed; choose one of 'resnet18', 'vgg19', "
+                                             r"'small_cnn', 'smooth_cnn', 'mlp', 'linear_head'$"):
+        build_model("resnet50")
+    with pytest.raises(ParameterError, match=r"^name=\['mlp'\] is not allowed; choose one of 'resnet18'"):
+        build_model(["mlp"])  # unhashable: refused by name, not a TypeError
     with pytest.raises(ParameterError, match="depth="):
         build_model("small_cnn", depth=3)
     with pytest.raises(ParameterError, match="activation='swish'"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 import torch
 
 from unrolling_lib.theory import lemma1 as lm
+from unrolling_lib.theory import weight_densities as wd
 from unrolling_lib.validation import ParameterError
 
 
@@ -68,12 +70,12 @@ def test_unlearning_update_is_eta_m_gradient_at_w0() -> None:
 def test_lipschitz_constant_is_the_max_gradient_norm(dim: int, scale: float) -> None:
     axis = np.linspace(-4 * scale, 4 * scale, 4001 if dim == 1 else 801)
     pts = np.stack(np.meshgrid(*[axis] * dim, indexing="ij"), axis=-1).reshape(-1, dim)
-    phi = lm.mixture_density(pts, np.zeros((1, dim)), scale)
+    phi = wd.mixture_density(pts, np.zeros((1, dim)), scale)
     grad_norm = np.linalg.norm(pts, axis=1) / scale**2 * phi  # ‖∇φ(w)‖ = ‖w‖/s² · φ(w)
-    assert grad_norm.max() == pytest.approx(lm.gaussian_lipschitz(scale, dim), rel=1e-4)
+    assert grad_norm.max() == pytest.approx(wd.gaussian_lipschitz(scale, dim), rel=1e-4)
     # and by finite differences in 1-D
     if dim == 1:
-        assert np.abs(np.diff(phi) / np.diff(axis)).max() == pytest.approx(lm.gaussian_lipschitz(scale, 1), rel=1e-3)
+        assert np.abs(np.diff(phi) / np.diff(axis)).max() == pytest.approx(wd.gaussian_lipschitz(scale, 1), rel=1e-3)
 
 
 def test_shift_sup_matches_a_brute_force_search() -> None:
@@ -82,16 +84,16 @@ def test_shift_sup_matches_a_brute_force_search() -> None:
         pts = np.stack(np.meshgrid(*[axis] * dim, indexing="ij"), axis=-1).reshape(-1, dim)
         shift = np.zeros((1, dim))
         shift[0, 0] = delta
-        brute = np.abs(lm.mixture_density(pts, np.zeros((1, dim)), scale)
-                       - lm.mixture_density(pts, shift, scale)).max()
-        assert lm.shift_sup(np.array([delta]), scale, dim)[0] == pytest.approx(brute, rel=2e-3)
+        brute = np.abs(wd.mixture_density(pts, np.zeros((1, dim)), scale)
+                       - wd.mixture_density(pts, shift, scale)).max()
+        assert wd.shift_sup(np.array([delta]), scale, dim)[0] == pytest.approx(brute, rel=2e-3)
 
 
 def test_both_weighings_of_p_prime_agree() -> None:
     case = lm.lemma1_case(3, 2, dim=1, lr=0.1)
     grid = np.linspace(-1, 1, 301)
-    by_i_prime = lm.mixture_density(grid, case.unique_retrained, 0.05)  # (1/(n−1)!^m) Σ_{I′}
-    by_i = lm.mixture_density(grid, case.w_retrained, 0.05)  # (1/n!^m) Σ_I P′_{I′(I)}
+    by_i_prime = wd.mixture_density(grid, case.unique_retrained, 0.05)  # (1/(n−1)!^m) Σ_{I′}
+    by_i = wd.mixture_density(grid, case.w_retrained, 0.05)  # (1/n!^m) Σ_I P′_{I′(I)}
     assert np.allclose(by_i_prime, by_i, rtol=1e-12, atol=1e-12)
 
 
@@ -115,9 +117,9 @@ def test_the_bounds_hold_in_every_row(dim: int) -> None:
 
 
 def test_sup_norm_of_a_single_shift_is_found() -> None:
-    value, where = lm.sup_abs_difference(np.zeros((1, 1)), np.full((1, 1), 0.02), 0.1)
-    assert value == pytest.approx(lm.shift_sup(np.array([0.02]), 0.1, 1)[0], rel=1e-6)
-    assert value <= lm.gaussian_lipschitz(0.1, 1) * 0.02
+    value, where = wd.sup_abs_difference(np.zeros((1, 1)), np.full((1, 1), 0.02), 0.1)
+    assert value == pytest.approx(wd.shift_sup(np.array([0.02]), 0.1, 1)[0], rel=1e-6)
+    assert value <= wd.gaussian_lipschitz(0.1, 1) * 0.02
 
 
 def test_bad_parameters_are_refused() -> None:
@@ -134,7 +136,7 @@ def test_bad_parameters_are_refused() -> None:
     with pytest.raises(ParameterError, match="noise_scales"):
         lm.lemma1_table([2], [1], [0.0])
     with pytest.raises(ParameterError, match="scale"):
-        lm.gaussian_lipschitz(-1.0, 1)
+        wd.gaussian_lipschitz(-1.0, 1)
     with pytest.raises(ParameterError, match="lr"):
         lm.lemma1_case(3, 1, lr=0.0)
 
@@ -143,8 +145,12 @@ def test_the_table_checks_every_argument_before_any_work() -> None:
     # the messages name the parameter as the table's caller spelled it, not the per-case n and m
     with pytest.raises(ParameterError, match=r"ns\[1\]=1"):
         lm.lemma1_table([2, 1], [1], [0.1])
-    with pytest.raises(ParameterError, match="epochs"):
+    with pytest.raises(ParameterError, match=r"^epochs=\[\] is not allowed; use a non-empty list of ints$"):
         lm.lemma1_table([2], [], [0.1])
+    with pytest.raises(ParameterError, match=r"^ns=3 is not allowed; use a non-empty list of ints$"):
+        lm.lemma1_table(3, [1], [0.1])
+    with pytest.raises(ParameterError, match=r"^epochs\[0\]=0 is not allowed; use an int >= 1$"):
+        lm.lemma1_table([2], np.array([0]), [0.1])
     with pytest.raises(ParameterError, match="ns=7, epochs=2 give 25401600 orderings"):
         lm.lemma1_table([2, 7], [1, 2], [0.1])
     with pytest.raises(ParameterError, match="x_star"):
@@ -159,6 +165,8 @@ def test_defaults_are_the_quick_profile() -> None:
     assert np.array_equal(case.w_full, explicit.w_full)
     table = lm.lemma1_table(noise_scales=[0.1])
     assert sorted(set(table["n"])) == quick["ns"] and sorted(set(table["m"])) == quick["epochs"]
+    # the densities module keeps its own copy of the quick noise scales: it cannot import this table
+    assert list(inspect.signature(wd.density_curves).parameters["noise_scales"].default) == quick["noise_scales"]
 
 
 def test_case_keeps_the_distinct_retrained_orderings_and_their_weights() -> None:
@@ -208,7 +216,7 @@ def test_summary_matches_the_table_row_by_row() -> None:
 
 def test_density_curves_are_the_gaussian_mixtures() -> None:
     case = lm.lemma1_case(3, 1)
-    curves = lm.density_curves(case, [0.02, 0.2], points=101)
+    curves = wd.density_curves(case, [0.02, 0.2], points=101)
     assert [c.noise_scale for c in curves] == [0.02, 0.2]
     for c in curves:
         s = c.noise_scale
@@ -229,6 +237,30 @@ def test_density_curves_are_the_gaussian_mixtures() -> None:
         assert c.bound == pytest.approx(np.exp(-0.5) / (np.sqrt(2 * np.pi) * s**2) * d, rel=1e-12)
         assert c.gap.max() <= c.bound  # Lemma 1 on the grid
     with pytest.raises(ParameterError, match="dim"):
-        lm.density_curves(lm.lemma1_case(2, 1, dim=2), [0.1])
+        wd.density_curves(lm.lemma1_case(2, 1, dim=2), [0.1])
     with pytest.raises(ParameterError, match="noise_scales"):
-        lm.density_curves(case, [])
+        wd.density_curves(case, [])
+    with pytest.raises(ParameterError, match=r"^case must be a DensityCase; got str$"):
+        wd.density_curves("case", [0.1])
+
+
+def test_a_table_row_is_the_case_counts_and_its_density_distances() -> None:
+    case = lm.lemma1_case(3, 2, dim=2, x_star=1)
+    assert isinstance(case, wd.DensityCase)
+    table = lm.lemma1_table([3], [2], [0.02, 0.2], dim=2, x_star=1)
+    for (_, row), s in zip(table.iterrows(), [0.02, 0.2], strict=True):
+        distances = wd.density_distances(case, s)
+        assert list(table.columns) == ["n", "m", "dim", "noise_scale", "orderings", "retrained_orderings",
+                                       "preimages_per_retrained", *distances]
+        assert row[list(distances)].tolist() == list(distances.values())
+        # independent: d, v, ψ and L from the case's weights and the closed form of L
+        assert distances["d"] == pytest.approx(np.linalg.norm(case.w_full - case.w_retrained, axis=1).mean())
+        assert distances["v"] == pytest.approx(
+            np.linalg.norm(case.w_full + case.update - case.w_retrained, axis=1).mean())
+        assert distances["psi"] == pytest.approx(
+            np.linalg.norm((case.w_full + case.update).mean(axis=0) - case.unique_retrained.mean(axis=0)))
+        assert distances["lipschitz"] == pytest.approx(np.exp(-0.5) / (2 * np.pi * s**3))
+    with pytest.raises(ParameterError, match=r"^case must be a DensityCase; got ndarray$"):
+        wd.density_distances(case.w_full, 0.1)
+    with pytest.raises(ParameterError, match=r"^scale=0\.0 is not allowed"):
+        wd.density_distances(case, 0.0)

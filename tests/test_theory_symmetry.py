@@ -184,3 +184,27 @@ def test_permute_all_hidden_moves_every_unit_of_every_layer() -> None:
         assert all(not torch.equal(a[i], b[i]) for i in range(a.shape[0]))
     explicit = sym.permute_hidden(model, [sym.random_permutation(6, 3), sym.random_permutation(5, 4)])
     assert verification_error(explicit, permuted) == 0.0
+
+
+def test_argument_messages_name_the_parameter(pair: sym.NearbyModels) -> None:
+    """Each check goes through unrolling_lib.validation: the message names the parameter, word for word."""
+    a, x = _mlp((4,)), torch.randn(3, 6, dtype=torch.float64)
+    with pytest.raises(ParameterError, match=r"^model must be a MLP; got Linear$"):
+        sym.permute_hidden(torch.nn.Linear(2, 2), torch.arange(2))
+    with pytest.raises(ParameterError, match=r"^hidden=8 is not allowed; use a non-empty list of ints$"):
+        sym.train_nearby_models(hidden=8)
+    with pytest.raises(ParameterError, match=r"^hidden=\(\) is not allowed; use a non-empty list of ints$"):
+        sym.train_nearby_models(hidden=())
+    with pytest.raises(ParameterError, match=r"^hidden\[1\]=0 is not allowed; use an int >= 1$"):
+        sym.train_nearby_models(hidden=[8, 0])
+    with pytest.raises(ParameterError,
+                       match=r"^comparison='original' is not allowed; choose one of 'permuted', 'retrained'$"):
+        sym.permutation_check(pair).row("original")
+    with pytest.raises(ParameterError, match=r"^pair must be a NearbyModels; got MLP$"):
+        sym.permutation_check(pair.model)
+    with pytest.raises(ParameterError, match=r"^pair must be a NearbyModels; got MLP$"):
+        sym.interpolation_paths(pair.model, pair.model)
+    for alphas in (["a"], [0.5, 0.0], [], np.ones((2, 2))):
+        with pytest.raises(ParameterError, match=r"^alphas=.* is not allowed; use a non-empty list of finite numbers "
+                                                 r"> 0$"):
+            sym.interpolation_table(a, _mlp((4,), seed=1), x, alphas)

@@ -198,8 +198,10 @@ def test_modes_restored_and_bad_arguments_refused(digits):
                          ({"lr": 0.1, "callbacks": [3]}, "callbacks")]:
         with pytest.raises(ParameterError, match=name):
             train(model, digits, order, progress=False, **kwargs)
-    with pytest.raises(ParameterError, match="order"):
+    with pytest.raises(ParameterError, match=r"^order must be a BatchOrder; got list$"):
         train(model, digits, [[0, 1]], lr=0.1)
+    with pytest.raises(ParameterError, match=r"^data must be a TensorData or an \(x, y\) pair of tensors; got int$"):
+        train(model, 3, order, lr=0.1)
     with pytest.raises(ParameterError, match="unlearn_step"):
         train_lockstep(model, digits, order, unlearn_step=5, lr=0.1)
     with pytest.raises(ParameterError, match="order indexes"):

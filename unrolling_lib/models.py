@@ -245,9 +245,7 @@ def build_model(name: str, num_classes: int = 10, *, seed: int | None = None, **
     for ``mlp``, ``in_features`` for ``linear_head``, ``batch_norm``/``width`` for ``small_cnn``). With
     ``seed``, the initial weights depend on it alone; the global random state is left untouched.
     """
-    if name not in MODELS:
-        raise ParameterError(f"name={name!r} is not a known model; choose one of {', '.join(map(repr, MODELS))}")
-    factory = MODELS[name]
+    factory = MODELS[check_choice("name", name, MODELS)]
     accepted = set(inspect.signature(factory).parameters) - {"num_classes"}
     unknown = sorted(set(kwargs) - accepted)
     if unknown:

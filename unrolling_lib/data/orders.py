@@ -148,15 +148,11 @@ class BatchOrder:
         return j
 
     def check_step(self, name: str, step: Any) -> int:
-        """``step`` as a step index of this order (negative counts from the end); the error names ``name``."""
-        if isinstance(step, bool) or not isinstance(step, (int, np.integer)):
-            raise ParameterError(f"{name}={step!r} is not allowed; use an int step index")
-        step = int(step)
+        """``step`` as a step index of this order, an int in [−len, len − 1] (negative counts from the end),
+        returned in [0, len − 1]; the error names ``name``."""
         if len(self) == 0:
-            raise ParameterError(f"{name}={step} is not allowed; this order has no steps left")
-        if not -len(self) <= step < len(self):
-            raise ParameterError(f"{name}={step} is not allowed; this order has steps 0..{len(self) - 1}")
-        return step % len(self)
+            raise ParameterError(f"{name}={step!r} is not allowed; this order has no steps left")
+        return check_int(name, step, -len(self), len(self) - 1) % len(self)
 
     # -- the sequence ------------------------------------------------------------------------------
 

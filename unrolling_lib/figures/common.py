@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
+from ..validation import ParameterError
+
 __all__ = ["COLORS", "TEMPLATE", "active_last", "f32", "frames_slider", "log_range", "sequential_colors"]
 
 TEMPLATE = "plotly_white"
@@ -28,7 +30,7 @@ def frames_slider(
 ) -> list[dict[str, Any]]:
     """A plotly slider over precomputed frames: works in the static book with no kernel."""
     if len(frames) != len(labels):
-        raise ValueError(f"labels has {len(labels)} entries; frames has {len(frames)}")
+        raise ParameterError(f"labels has {len(labels)} entries; frames has {len(frames)}")
     steps = [
         {
             "method": "animate",

@@ -1,7 +1,7 @@
 """Figures of §4.1: Lemma 1 (Eq. 2) and Corollary 1 (Eq. 3) against their bounds, and the densities P, P′, P″.
 
-The numbers come from :mod:`unrolling_lib.theory.lemma1` (:func:`~unrolling_lib.theory.lemma1.lemma1_table`,
-:func:`~unrolling_lib.theory.lemma1.density_curves`); this module only draws them.
+The numbers come from :func:`unrolling_lib.theory.lemma1.lemma1_table` and
+:func:`unrolling_lib.theory.weight_densities.density_curves`; this module only draws them.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..theory.lemma1 import DensityCurves
+from ..theory.weight_densities import DensityCurves
 from ..validation import ParameterError
 from .common import COLORS, active_last, f32, frames_slider
 
@@ -71,12 +71,13 @@ def _frame(c: DensityCurves) -> go.Frame:
 def lemma1_density_figure(curves: Sequence[DensityCurves]) -> go.Figure:
     """P, P′ and P″ (1-D) with |P − P′| against L·d, a slider over the noise scale s (precomputed frames).
 
-    ``curves`` come from :func:`~unrolling_lib.theory.lemma1.density_curves`, one per noise scale; the slider
-    starts at the middle one.
+    ``curves`` come from :func:`~unrolling_lib.theory.weight_densities.density_curves`, one per noise scale; the
+    slider starts at the middle one.
     """
     curves = list(curves)
     if not curves or not all(isinstance(c, DensityCurves) for c in curves):
-        raise ParameterError("curves must be a non-empty list of DensityCurves (from lemma1.density_curves)")
+        raise ParameterError("curves must be a non-empty list of DensityCurves "
+                             "(from weight_densities.density_curves)")
     frames = [_frame(c) for c in curves]
     labels = [f"{c.noise_scale:g}" for c in curves]
     active = len(frames) // 2

@@ -16,9 +16,10 @@ unlearning update u_I that depends only on w₀ and I, and d by v = mean ‖d_I 
 support W.
 
 Everything here is exact enumeration on a least-squares model small enough to list every ordering: the
-loss of a point (x, y) is ½(wᵀx − y)², so one SGD step is w ← w − η (wᵀx − y) x, in closed form.
-The sup-norm is taken on a grid fine relative to s and then refined by a local optimiser from the best grid
-point; a grid can only under-estimate a supremum, which is why the refinement is there.
+loss of a point (x, y) is ½(wᵀx − y)², so one SGD step is w ← w − η (wᵀx − y) x, in closed form. This module
+enumerates the orderings and trains on each (:func:`lemma1_case`); the densities of a case, their sup-norms
+and the bounds are in :mod:`unrolling_lib.theory.weight_densities`; :func:`lemma1_table` puts them side by
+side, one row per (n, m, s).
 
 Numerics only: :mod:`unrolling_lib.figures.lemma1` draws the table and the densities.
 """
@@ -33,28 +34,22 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize
 
-from ..validation import ParameterError, check_int, check_number, check_numbers
+from ..validation import ParameterError, check_int, check_ints, check_number, check_numbers
+from .weight_densities import density_distances
 
 __all__ = [
     "LEMMA1_DEFAULTS",
-    "DensityCurves",
     "Lemma1Case",
     "Lemma1Summary",
-    "density_curves",
-    "gaussian_lipschitz",
     "lemma1_case",
     "lemma1_summary",
     "lemma1_table",
-    "mixture_density",
     "ordering_table",
     "orderings",
     "regression_data",
     "remove_point",
     "sgd_final_weights",
-    "shift_sup",
-    "sup_abs_difference",
     "unique_retrained_orderings",
     "unlearning_update",
 ]
@@ -74,22 +69,12 @@ LEMMA1_DEFAULTS: dict[str, dict[str, Any]] = {
     "paper": {**_QUICK, "ns": [2, 3, 4, 5], "noise_scales": [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0]},
 }
 _MAX_ORDERINGS = 200_000
-_CHUNK = 4_000_000  # grid points × centres evaluated at once
 
 
 # ----------------------------------------------------------------------------------------------- checks
 def _check_dim(dim: Any) -> int:
     # the densities are evaluated on a grid: 1-D and 2-D only
     return check_int("dim", dim, 1, 2)
-
-
-def _check_ints(name: str, values: Any, low: int) -> list[int]:
-    """A non-empty list of ints >= ``low``; an entry's message names it as ``name[i]``."""
-    if isinstance(values, np.ndarray):
-        values = values.tolist()
-    if not isinstance(values, (list, tuple)) or not values:
-        raise ParameterError(f"{name}={values!r} is not allowed; use a non-empty list of ints >= {low}")
-    return [check_int(f"{name}[{i}]", v, low) for i, v in enumerate(values)]
 
 
 def _check_count(n: int, m: int, names: tuple[str, str] = ("n", "m")) -> int:
@@ -170,118 +155,6 @@ def unlearning_update(x: np.ndarray, y: np.ndarray, x_star: int, lr: float, m: i
     return lr * m * (float(w0 @ x[x_star]) - float(y[x_star])) * x[x_star]
 
 
-# --------------------------------------------------------------------------------------- densities
-def gaussian_lipschitz(scale: float, dim: int) -> float:
-    """Lipschitz constant of the N(0, s²·Id_k) density: max ‖∇φ‖ = (2π)^{−k/2} s^{−k−1} e^{−1/2}.
-
-    ‖∇φ(w)‖ = (r/s²)·φ(w) with r = ‖w‖; r·e^{−r²/2s²} peaks at r = s.
-    """
-    scale = check_number("scale", scale)
-    dim = check_int("dim", dim, 1)
-    return (2 * math.pi) ** (-dim / 2) * scale ** (-dim - 1) * math.exp(-0.5)
-
-
-def _as_points(points: np.ndarray, dim: int) -> np.ndarray:
-    return np.asarray(points, np.float64).reshape(-1, dim)
-
-
-def mixture_density(points: np.ndarray, centers: np.ndarray, scale: float,
-                    weights: np.ndarray | None = None) -> np.ndarray:
-    """Σ_c weight_c · φ_s(point − c) at every point, φ_s the isotropic Gaussian density (equal weights by
-    default, summing to 1). ``points`` (P, k) or (P,) for k = 1, ``centers`` (C, k)."""
-    centers = np.asarray(centers, np.float64)
-    centers = centers.reshape(len(centers), -1)
-    dim = centers.shape[1]
-    pts = _as_points(points, dim)
-    w = np.full(len(centers), 1.0 / len(centers)) if weights is None else np.asarray(weights, np.float64)
-    norm = (2 * math.pi * scale**2) ** (-dim / 2)
-    out = np.empty(len(pts))
-    step = max(1, _CHUNK // max(1, len(centers)))
-    for start in range(0, len(pts), step):
-        p = pts[start:start + step]
-        sq = ((p[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2)
-        out[start:start + step] = norm * (np.exp(-sq / (2 * scale**2)) @ w)
-    return out
-
-
-def _box(centers: Sequence[np.ndarray], scale: float, pad: float) -> tuple[np.ndarray, np.ndarray]:
-    allc = np.concatenate([np.asarray(c, np.float64).reshape(len(c), -1) for c in centers])
-    return allc.min(axis=0) - pad * scale, allc.max(axis=0) + pad * scale
-
-
-def _grid(lo: np.ndarray, hi: np.ndarray, scale: float) -> tuple[list[np.ndarray], np.ndarray]:
-    """Axes and points of a grid over the box, spacing s/16 in 1-D and s/6 in 2-D (capped in size)."""
-    dim = len(lo)
-    per = scale / (16 if dim == 1 else 6)
-    cap = 20_001 if dim == 1 else 301
-    axes = [np.linspace(lo[i], hi[i], int(min(cap, max(51, math.ceil((hi[i] - lo[i]) / per) + 1))))
-            for i in range(dim)]
-    mesh = np.meshgrid(*axes, indexing="ij")
-    return axes, np.stack([g.reshape(-1) for g in mesh], axis=1)
-
-
-def _refine(diff: Any, points: np.ndarray, gap: np.ndarray, scale: float, starts: int = 5) -> tuple[float, np.ndarray]:
-    """The grid's largest |diff|, then Nelder–Mead on −|diff| from the ``starts`` best grid points.
-
-    A grid can only under-estimate a supremum; the local searches recover what falls between grid points.
-    """
-    dim = points.shape[1]
-    best = np.argsort(gap)[::-1][:starts]
-    value, where = float(gap[best[0]]), points[best[0]]
-    for i in best:
-        res = minimize(lambda p: -abs(float(diff(p.reshape(1, dim))[0])), points[i], method="Nelder-Mead",
-                       options={"xatol": scale * 1e-6, "fatol": value * 1e-12 + 1e-300, "maxiter": 400})
-        if -res.fun > value:
-            value, where = float(-res.fun), np.asarray(res.x)
-    return value, where
-
-
-def _mixture_diff(centers_a: np.ndarray, centers_b: np.ndarray, scale: float, weights_a: np.ndarray | None,
-                  weights_b: np.ndarray | None) -> Any:
-    def diff(p: np.ndarray) -> np.ndarray:
-        return mixture_density(p, centers_a, scale, weights_a) - mixture_density(p, centers_b, scale, weights_b)
-    return diff
-
-
-def sup_abs_difference(centers_a: np.ndarray, centers_b: np.ndarray, scale: float, *,
-                       weights_a: np.ndarray | None = None, weights_b: np.ndarray | None = None,
-                       refine: bool = True) -> tuple[float, np.ndarray]:
-    """sup_w |P_a(w) − P_b(w)| for two Gaussian mixtures (the ‖·‖∞ of Lemma 1) and where it is reached.
-
-    Grid over the centres' bounding box ± 6s (spacing s/16 in 1-D, s/6 in 2-D, at most 20,001 and 301²
-    points), then Nelder–Mead refinements from the five best grid points; the largest value found is returned.
-    """
-    scale = check_number("scale", scale)
-    lo, hi = _box([centers_a, centers_b], scale, 6.0)
-    _, pts = _grid(lo, hi, scale)
-    diff = _mixture_diff(centers_a, centers_b, scale, weights_a, weights_b)
-    gap = np.abs(diff(pts))
-    if not refine:
-        best = int(np.argmax(gap))
-        return float(gap[best]), pts[best]
-    return _refine(diff, pts, gap, scale)
-
-
-def shift_sup(delta: np.ndarray, scale: float, dim: int) -> np.ndarray:
-    """sup_w |φ_s(w) − φ_s(w − δ)| for each shift length ‖δ‖ in ``delta`` (isotropic Gaussian, k = dim).
-
-    The supremum lies on the line through the two centres, where the other coordinates add the factor
-    (2πs²)^{−(k−1)/2}; along the line it is the 1-D problem, solved on a fine grid (the difference is
-    antisymmetric about δ/2, so only u ≤ δ/2 is searched). The per-ordering term of Eq. 13 before the
-    Lipschitz step: mean_I shift_sup(‖d_I‖) ≤ L·d.
-    """
-    delta = np.abs(np.asarray(delta, np.float64)) / scale
-    unique, inverse = np.unique(np.round(delta, 12), return_inverse=True)
-    vals = np.empty_like(unique)
-    frac = np.linspace(0.0, 1.0, 6001)[None, :]
-    for start in range(0, len(unique), 500):
-        dl = unique[start:start + 500, None]
-        u = -8.0 + (dl / 2 + 8.0) * frac  # the difference is antisymmetric about δ/2: search u ≤ δ/2
-        diff = np.exp(-u**2 / 2) - np.exp(-(u - dl) ** 2 / 2)
-        vals[start:start + 500] = np.abs(diff).max(axis=1) / math.sqrt(2 * math.pi)
-    return vals[inverse.reshape(delta.shape)] / scale * (2 * math.pi * scale**2) ** (-(dim - 1) / 2)
-
-
 # --------------------------------------------------------------------------------------- one case
 @dataclass
 class Lemma1Case:
@@ -343,50 +216,13 @@ def ordering_table(case: Lemma1Case, every: int = 1) -> pd.DataFrame:
                          "retrained_ordering": [" ".join(map(str, r)) for r in remove_point(shown, case.x_star)]})
 
 
-def _trapezoid_weights(axes: list[np.ndarray]) -> np.ndarray:
-    """Quadrature weights of the trapezoid rule on the grid spanned by ``axes`` (flattened, 'ij' order)."""
-    weights = np.ones(1)
-    for ax in axes:
-        w1 = np.full(len(ax), ax[1] - ax[0])
-        w1[[0, -1]] *= 0.5
-        weights = np.outer(weights, w1).reshape(-1)
-    return weights
-
-
 def _case_row(case: Lemma1Case, scale: float) -> dict[str, Any]:
-    """All quantities of Lemma 1, Corollary 1 and Eq. 16 for one case and one noise scale.
-
-    P, P′ and P″ are evaluated once on a common grid over all centres ± 6s; each sup-norm is then refined
-    locally. The reverse direction (Eq. 16) integrates over that grid's box W.
-    """
-    lip = gaussian_lipschitz(scale, case.dim)
-    d_norm = np.linalg.norm(case.d, axis=1)
-    v_norm = np.linalg.norm(case.d + case.update[None, :], axis=1)
-    d, v = float(d_norm.mean()), float(v_norm.mean())
-    lo, hi = _box([case.w_full, case.unique_retrained, case.w_unlearned], scale, 6.0)
-    axes, pts = _grid(lo, hi, scale)
-    p, p_retrained = mixture_density(pts, case.w_full, scale), mixture_density(pts, case.unique_retrained, scale)
-    p_unlearned = mixture_density(pts, case.w_unlearned, scale)
-    sups = []
-    for centers, values in ((case.w_full, p), (case.w_unlearned, p_unlearned)):
-        diff = _mixture_diff(centers, case.unique_retrained, scale, None, None)
-        sups.append(_refine(diff, pts, np.abs(values - p_retrained), scale)[0])
-    sup, sup_u = sups
-    # Eq. 16 on W = the grid's box: ψ_W = ‖∫_W (P″ − P′) w dw‖ ≤ b·a, b = sup|P″ − P′|, a = ∫_W ‖w‖ dw.
-    quad = _trapezoid_weights(axes)
-    psi_box = float(np.linalg.norm((quad * (p_unlearned - p_retrained)) @ pts))
-    a = float(quad @ np.linalg.norm(pts, axis=1))
-    psi = float(np.linalg.norm(case.w_unlearned.mean(axis=0) - case.unique_retrained.mean(axis=0)))
+    """One row of :func:`lemma1_table`: the case's counts, then its :func:`density_distances` at ``scale``."""
     return {
         "n": case.n, "m": case.m, "dim": case.dim, "noise_scale": scale,
         "orderings": len(case.orders), "retrained_orderings": len(case.retrained_orders),
         "preimages_per_retrained": int(case.per_retrained[0]),
-        "lipschitz": lip, "d": d, "sup_norm": sup,
-        "triangle_bound": float(shift_sup(d_norm, scale, case.dim).mean()),
-        "bound": lip * d, "ratio": sup / (lip * d) if d > 0 else math.nan,
-        "v": v, "sup_norm_unlearned": sup_u, "bound_unlearned": lip * v,
-        "ratio_unlearned": sup_u / (lip * v) if v > 0 else math.nan,
-        "psi": psi, "psi_on_box": psi_box, "a": a, "reverse_bound": sup_u * a,
+        **density_distances(case, scale),
     }
 
 
@@ -402,7 +238,7 @@ def lemma1_table(ns: Sequence[int] = tuple(_QUICK["ns"]), epochs: Sequence[int] 
     ``psi``, ``psi_on_box`` (ψ integrated over the grid's box W), ``a`` and ``reverse_bound`` = b·a for
     Eq. 16. Defaults are the quick profile's; every argument is checked before any ordering is trained.
     """
-    ns, epochs = _check_ints("ns", ns, 2), _check_ints("epochs", epochs, 1)
+    ns, epochs = check_ints("ns", ns, 2), check_ints("epochs", epochs, 1)
     scales = check_numbers("noise_scales", noise_scales)
     _check_dim(dim)
     x_star = check_int("x_star", x_star, 0, min(ns) - 1)
@@ -445,51 +281,3 @@ def lemma1_summary(table: pd.DataFrame) -> Lemma1Summary:
         step3_kept=float((table["triangle_bound"] / table["bound"]).mean()),
         unlearning_closer=int((table["v"] < table["d"]).sum()),
         median_v_over_d=float((table["v"] / table["d"]).median()), ratio_falls_with_epochs=bool(falls))
-
-
-# -------------------------------------------------------------------------------------- density curves
-@dataclass(frozen=True)
-class DensityCurves:
-    """P, P′ and P″ of one 1-D case at one noise scale s, on a grid over every centre ± 4s (§4.1)."""
-
-    n: int
-    m: int
-    noise_scale: float
-    grid: np.ndarray
-    full: np.ndarray  # P: the mixture over every w_I
-    retrained: np.ndarray  # P′: the mixture over the distinct w_{I′}
-    unlearned: np.ndarray  # P″: the mixture over w_I + u (single-gradient unlearning)
-    lipschitz: float  # L of φ_s
-    d: float  # mean_I ‖d_I‖₂
-
-    @property
-    def gap(self) -> np.ndarray:
-        """|P − P′| on the grid."""
-        return np.abs(self.full - self.retrained)
-
-    @property
-    def bound(self) -> float:
-        """L·d, Lemma 1's bound on sup |P − P′| (Eq. 2)."""
-        return self.lipschitz * self.d
-
-
-def density_curves(case: Lemma1Case, noise_scales: Sequence[float] = tuple(_QUICK["noise_scales"]), *,
-                   points: int = 400) -> list[DensityCurves]:
-    """The three densities of Lemma 1 and Corollary 1 for a 1-D ``case``, one :class:`DensityCurves` per noise
-    scale, each on ``points`` evenly spaced weights."""
-    if not isinstance(case, Lemma1Case):
-        raise ParameterError(f"case must be a Lemma1Case (from lemma1_case); got {type(case).__name__}")
-    if case.dim != 1:
-        raise ParameterError(f"case.dim={case.dim} is not allowed here; the densities are drawn for dim=1")
-    scales = check_numbers("noise_scales", noise_scales)
-    points = check_int("points", points, 2)
-    d = float(np.linalg.norm(case.d, axis=1).mean())
-    curves = []
-    for s in scales:
-        lo, hi = _box([case.w_full, case.unique_retrained, case.w_unlearned], s, 4.0)
-        grid = np.linspace(lo[0], hi[0], points)
-        curves.append(DensityCurves(
-            n=case.n, m=case.m, noise_scale=s, grid=grid, full=mixture_density(grid, case.w_full, s),
-            retrained=mixture_density(grid, case.unique_retrained, s),
-            unlearned=mixture_density(grid, case.w_unlearned, s), lipschitz=gaussian_lipschitz(s, 1), d=d))
-    return curves

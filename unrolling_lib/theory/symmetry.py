@@ -35,7 +35,7 @@ from ..metrics import verification_error
 from ..models import MLP
 from ..params import flat_weights, named_trainable, unflatten
 from ..training import cpu_threads, train_lockstep
-from ..validation import ParameterError, check_int
+from ..validation import ParameterError, check_choice, check_instance, check_int, check_ints, check_numbers
 
 __all__ = [
     "SYMMETRY_DEFAULTS",
@@ -82,8 +82,7 @@ def quiet_jvp() -> Iterator[None]:
 
 # --------------------------------------------------------------------------------------------- permute
 def _linears(model: nn.Module) -> list[nn.Linear]:
-    if not isinstance(model, MLP):
-        raise ParameterError(f"model must be an unrolling_lib.models.MLP; got {type(model).__name__}")
+    check_instance("model", model, MLP)
     return [m for m in model.net if isinstance(m, nn.Linear)]
 
 
@@ -168,9 +167,7 @@ def train_nearby_models(*, hidden: Sequence[int] = tuple(_QUICK["hidden"]), subs
     default, so that "identical outputs" means to ~1e-15. ``threads``: torch CPU threads while training (one
     by default: the model is tiny; ``None``: unchanged). Defaults are the quick profile's.
     """
-    if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Sequence) or not hidden:
-        raise ParameterError(f"hidden={hidden!r} is not allowed; use a non-empty list of layer widths")
-    widths = tuple(check_int(f"hidden[{i}]", h, 1) for i, h in enumerate(hidden))
+    widths = tuple(check_ints("hidden", hidden, 1))
     seed = check_int("seed", seed, 0)
     data = load_digits_dataset(subset=subset, seed=seed, dtype=dtype)
     with torch.random.fork_rng(devices=[]):
@@ -207,16 +204,13 @@ class PermutationCheck:
     def row(self, comparison: str) -> pd.Series:
         """The table's row for ``"permuted"`` or ``"retrained"``."""
         rows = self.table.set_index("comparison")
-        if comparison not in rows.index:
-            raise ParameterError(f"comparison={comparison!r} is not allowed; choose one of {list(rows.index)}")
-        return rows.loc[comparison]
+        return rows.loc[check_choice("comparison", comparison, list(rows.index))]
 
 
 def permutation_check(pair: NearbyModels, *, seed: int = 0) -> PermutationCheck:
     """Permute every hidden layer of M (:func:`permute_all_hidden`): its outputs, its weights, compared with M′
     (the honest retrain), §4.2."""
-    if not isinstance(pair, NearbyModels):
-        raise ParameterError(f"pair must be NearbyModels (from train_nearby_models); got {type(pair).__name__}")
+    check_instance("pair", pair, NearbyModels)
     permuted = permute_all_hidden(pair.model, seed=seed)
     weight_norm = float(flat_weights(pair.model).double().norm())
     rows = []
@@ -237,9 +231,7 @@ def interpolation_table(a: nn.Module, b: nn.Module, x: torch.Tensor, alphas: Seq
     output / weight difference, and ``limit`` = max_x ‖J_x Δ̂‖₂, the ratio's limit as α → 0 (one
     Jacobian-vector product along the unit direction Δ̂).
     """
-    alphas = np.asarray(alphas, dtype=np.float64)
-    if alphas.ndim != 1 or len(alphas) == 0 or np.any(alphas <= 0):
-        raise ParameterError("alphas must be a non-empty list of numbers > 0")
+    alphas = np.asarray(check_numbers("alphas", alphas), dtype=np.float64)
     wa, wb = flat_weights(a).to(torch.float64), flat_weights(b).to(torch.float64)
     delta = wb - wa
     size = float(delta.norm())
@@ -297,8 +289,7 @@ def interpolation_paths(pair: NearbyModels, permuted: nn.Module, *, alphas: int 
                         ) -> Interpolations:
     """Walk from M towards M′ and towards ``permuted`` (π(M), e.g. :attr:`PermutationCheck.permuted`) with
     ``alphas`` points each, measuring outputs over the training data (§4.2)."""
-    if not isinstance(pair, NearbyModels):
-        raise ParameterError(f"pair must be NearbyModels (from train_nearby_models); got {type(pair).__name__}")
+    check_instance("pair", pair, NearbyModels)
     alphas = check_int("alphas", alphas, 2)
     near = interpolation_table(pair.model, pair.retrained, pair.data.x, default_alphas(alphas))
     path = interpolation_table(pair.model, permuted, pair.data.x, linear_path_alphas(alphas))

@@ -52,7 +52,7 @@ from tqdm import tqdm
 from ..data import BatchOrder, TensorData, batch_tensors
 from ..losses import DEFAULT_SCALING, LossFn, make_loss
 from ..params import module_mode, trainable_parameters, weight_distance
-from ..validation import ParameterError, check_choice, check_number
+from ..validation import ParameterError, check_choice, check_instance, check_number
 from .callbacks import StepState, as_callbacks
 from .runtime import deterministic_mode
 
@@ -107,8 +107,7 @@ class TrainingDiverged(RuntimeError):
 def _check_common(data: Any, order: Any, on_divergence: str, max_loss: Any) -> None:
     if not isinstance(data, TensorData) and not (isinstance(data, (tuple, list)) and len(data) == 2):
         raise ParameterError(f"data must be a TensorData or an (x, y) pair of tensors; got {type(data).__name__}")
-    if not isinstance(order, BatchOrder):
-        raise ParameterError(f"order must be a BatchOrder; got {type(order).__name__}")
+    check_instance("order", order, BatchOrder)
     n = len(data) if isinstance(data, TensorData) else int(data[1].shape[0])
     if order.n > n:
         raise ParameterError(f"order indexes {order.n} samples but data has {n}; build the order for this data")
