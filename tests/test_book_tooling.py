@@ -189,3 +189,18 @@ def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path):
     folders = [new_run_folder(tmp_path, "quick") for _ in range(3)]
     assert len(set(folders)) == 3 and all(f.is_dir() for f in folders)
     assert all(f.name.startswith("quick-") for f in folders)
+
+
+def test_resume_runs_again_in_the_same_folder_and_keeps_its_checkpoints(tmp_path):
+    code = ("from unrolling_lib.book.results import run_dir\n"
+            "mark = run_dir() / 'done.txt'\n"
+            "mark.write_text(str(int(mark.read_text()) + 1 if mark.exists() else 1))")
+    path = _scratch_book(tmp_path / "repo", code)
+    folder = run_chapter(path, "quick", {"seed": 1}, out_root=tmp_path / "runs")
+    again = run_chapter(path, "quick", {"seed": 1}, resume=folder)
+    assert again == folder and (folder / "done.txt").read_text() == "2"  # the first run's work was found
+    assert json.loads((folder / "run.json").read_text())["status"] == "finished"
+    with pytest.raises(ParameterError, match="holds a run of x.ipynb with parameters"):
+        run_chapter(path, "quick", {"seed": 2}, resume=folder)
+    with pytest.raises(ParameterError, match="is not a run folder"):
+        run_chapter(path, "quick", {"seed": 1}, resume=tmp_path)

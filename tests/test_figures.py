@@ -6,6 +6,7 @@ import pytest
 
 from unrolling_lib.figures.common import frames_slider
 from unrolling_lib.figures.render import BOOK_BUILD_ENV, BookRenderer, use_book_renderer
+from unrolling_lib.validation import ParameterError
 
 
 def test_bundle_carries_html_and_json_but_no_library():
@@ -36,7 +37,7 @@ def test_frames_slider_steps_follow_frames():
     (slider,) = frames_slider(frames, ["0", "1", "2"], prefix="γ = ")
     assert [s["args"][0] for s in slider["steps"]] == [["g0"], ["g1"], ["g2"]]
     assert slider["currentvalue"]["prefix"] == "γ = "
-    with pytest.raises(ValueError, match="labels has 2 entries; frames has 3"):
+    with pytest.raises(ParameterError, match="^labels has 2 entries; frames has 3$"):
         frames_slider(frames, ["0", "1"])
 
 
@@ -93,3 +94,28 @@ def test_the_test_session_runs_chapters_headless_and_bounded(pytestconfig):
 
     assert os.environ.get("UNROLLING_HEADLESS") == "1"  # inherited by the kernels nbval starts
     assert int(pytestconfig.option.nbval_cell_timeout) == 600  # _config.yml's execute.timeout
+
+
+def test_live_figure_sets_the_output_state_without_capturing_messages(monkeypatch):
+    """In a shell the figure becomes the Output widget's state; the widget's capture context (which re-routes
+    the kernel's messages and stalled headless runs) is never entered."""
+    import ipywidgets as widgets
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from unrolling_lib.figures import live
+
+    entered = []
+    monkeypatch.setattr(widgets.Output, "__enter__", lambda self: entered.append(self))
+    monkeypatch.setattr(pio.renderers, "default", "plotly_mimetype")  # what a Jupyter kernel renders with
+    InteractiveShell.instance()
+    try:
+        slider = widgets.IntSlider(value=1, min=0, max=3)
+        box = live.live_figure([slider], lambda: go.Figure(go.Scatter(y=[slider.value, 0])))
+        slider.value = 3
+        out = box.children[1]
+        (only,) = out.outputs
+        assert only["output_type"] == "display_data"
+        assert list(only["data"]["application/vnd.plotly.v1+json"]["data"][0]["y"]) == [3, 0]
+        assert entered == []
+    finally:
+        InteractiveShell.clear_instance()

@@ -30,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", default="quick", help=f"one of {', '.join(PROFILES)}")
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
     run.add_argument("--out", type=Path, default=None, help="folder for runs (default: <repo>/runs)")
+    run.add_argument("--resume", type=Path, default=None, metavar="RUN_FOLDER",
+                     help="run again in the folder of an interrupted run (same chapter and parameters)")
     run.add_argument("--timeout", type=int, default=None,
                      help="seconds a cell may run (default: execute.timeout in _config.yml)")
     sub.add_parser("stage-assets", help="copy plotly.js and MathJax into the book")
@@ -46,7 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(list_chapters())
         elif args.command == "run-chapter":
             params = {name: parse_value(value) for name, value in args.parameter}
-            folder = run_chapter(args.chapter, args.profile, params, args.out, timeout=args.timeout)
+            folder = run_chapter(args.chapter, args.profile, params, args.out, timeout=args.timeout,
+                                 resume=args.resume)
             print(f"executed notebook and results: {folder}")
         elif args.command == "stage-assets":
             for path in book.stage_assets():

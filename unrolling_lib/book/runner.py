@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import io
+import json
 import os
 import tokenize
 from datetime import datetime
@@ -148,13 +149,28 @@ def _failure(err: BaseException, path: Path, executed: Path) -> ChapterFailed:
     return ChapterFailed(message, bad_input=ename in INPUT_ERRORS)
 
 
+def _resume_folder(resume: Path, path: Path, params: dict[str, Any]) -> Path:
+    """The folder of an earlier run of the same chapter with the same parameters, to run again in place."""
+    record = resume / "run.json"
+    if not record.is_file():
+        raise ParameterError(f"resume={str(resume)!r} is not a run folder (it has no run.json)")
+    held = json.loads(record.read_text())
+    if held.get("chapter") != path.name or held.get("parameters") != params:
+        raise ParameterError(f"resume={str(resume)!r} holds a run of {held.get('chapter')} with parameters "
+                             f"{held.get('parameters')}; this run is {path.name} with {params}")
+    return resume
+
+
 def run_chapter(path: Path, profile: str, params: dict[str, Any], out_root: Path | None = None, *,
-                timeout: int | None = None) -> Path:
+                timeout: int | None = None, resume: Path | None = None) -> Path:
     """Execute a chapter with papermill into a new ``runs/<chapter>/<profile>-<timestamp>/``; return that folder.
 
     ``run.json`` there records the parameters and provenance, and the run's ``status`` ("running", then
     "finished" or "failed" with the error). Every cell may run ``timeout`` seconds (default: ``_config.yml``'s
     ``execute: timeout``); a cell past it fails the run. A failure raises :class:`ChapterFailed` with one line.
+    ``resume``: the folder of an interrupted or failed run of the same chapter and parameters; the chapter runs
+    again there, and a chapter that checkpoints into its run folder (``book.results.run_dir()``) skips the work
+    already done.
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -162,8 +178,11 @@ def run_chapter(path: Path, profile: str, params: dict[str, Any], out_root: Path
     _check_run_request(path, profile, params, out_root)
     base = book.find_root(path.parent)
     limit = cell_timeout(base) if timeout is None else timeout
-    folder = new_run_folder((out_root or base / "runs") / path.stem, profile)
     all_params = {"profile": profile, **params}
+    if resume is not None:
+        folder = _resume_folder(Path(resume), path, all_params)
+    else:
+        folder = new_run_folder((out_root or base / "runs") / path.stem, profile)
     record = provenance(chapter=path.name, parameters=all_params, cell_timeout=limit, repository=base)
     atomic_write_json(folder / "run.json", {**record, "status": "running"})
     executed = folder / path.name

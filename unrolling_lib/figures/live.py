@@ -33,10 +33,14 @@ def live_figure(controls: list[Any], draw: Callable[[], go.Figure]) -> Any:
 
     The returned box keeps the last figure in ``box.figure`` (for tests). Without a kernel nothing is
     displayed; the static book uses plotly sliders over precomputed frames instead (:func:`frames_slider`).
+
+    The figure goes into the Output widget as its ``outputs`` state, one assignment per redraw. The widget's
+    capture context (``with out: display(fig)``) is not used: it re-routes the kernel's own messages while
+    it is open, and with it, executed headless, about half of the runs of the §6.2 chapter lost a message and
+    stalled in this cell until the cell timeout.
     """
     import ipywidgets as widgets
     from IPython import get_ipython
-    from IPython.display import display
 
     out = widgets.Output()
     box = widgets.VBox([widgets.HBox(controls), out])
@@ -45,9 +49,9 @@ def live_figure(controls: list[Any], draw: Callable[[], go.Figure]) -> Any:
         box.figure = draw()
         if get_ipython() is None:  # no kernel (e.g. a test): nothing to draw into
             return
-        with out:
-            out.clear_output(wait=True)
-            display(box.figure)
+        # plotly's rich-display bundle for this kernel's renderer (a Figure's IPython formatter would display it
+        # as a side effect instead of returning it)
+        out.outputs = ({"output_type": "display_data", "data": box.figure._repr_mimebundle_(), "metadata": {}},)
 
     for control in controls:
         control.observe(redraw, names="value")
