@@ -87,7 +87,8 @@ def test_update_equals_hand_formula(at: str) -> None:
     where = w0 if at == "initial" else trained
     expected = flat_weights(trained) + 0.01 * 2 * _hand_gradient(where, x[batch], y[batch])
     for initial in (w0, w0.state_dict(), flat_weights(w0)):
-        unlearned = single_gradient_unlearn(trained, initial, MSE, x[batch], y[batch], lr=0.01, times_used=2, unlearn_at=at)
+        unlearned = single_gradient_unlearn(trained, initial, MSE, x[batch], y[batch], lr=0.01, times_used=2,
+                                            unlearn_at=at)
         assert torch.allclose(flat_weights(unlearned), expected, rtol=0, atol=1e-14)
 
 
