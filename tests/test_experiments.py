@@ -16,6 +16,7 @@ from unrolling_lib.experiments.verification import (
     VERIFICATION_COLUMNS,
     VERIFICATION_DEFAULTS,
     _finetune_order,
+    check_verification_params,
     summarize_verification,
     unlearned_batch_sensitivity,
     verification_experiment,
@@ -272,3 +273,21 @@ def test_checkpoints_keep_close_gammas_and_other_run_settings_apart(tmp_path):
         verification_experiment(gammas=[1.0], checkpoint_dir=tmp_path, **{**small, "threads": 2})
     with pytest.raises(ParameterError, match="differ in deterministic"):
         verification_experiment(gammas=[1.0], checkpoint_dir=tmp_path, deterministic=True, **small)
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ({"finetune_steps": -5}, "finetune_steps=-5 is not allowed; use an int >= 1"),
+    ({"lr": float("nan")}, "lr=nan is not allowed; use a finite number > 0"),
+    ({"scaling": "eq"}, "scaling='eq' is not allowed; choose one of 'code', 'equation'"),
+    ({"gammas": [0.0, 0.0]}, "gammas=[0.0, 0.0] is not allowed; use a non-empty list of distinct finite numbers >= 0"),
+    ({"noise_floor": "no"}, "noise_floor='no' has the wrong type; expected bool like True"),
+    ({"finetune_steps": 10, "unlearn_step": 10}, "unlearn_step=10 is not allowed; use a step of the fine-tuning "
+                                                 "run, 0..9"),
+])
+def test_setup_refuses_what_the_experiment_would_refuse(override, message):
+    """setup(check=...) applies the experiment's own rules to the chapter's values, before any work."""
+    with pytest.raises(ParameterError) as err:
+        setup("quick", defaults=VERIFICATION_DEFAULTS, check=check_verification_params, verbose=False, **override)
+    assert str(err.value) == message
+    with pytest.raises(ParameterError, match="^retries is not a parameter of the §8.3 experiment"):
+        check_verification_params(**VERIFICATION_DEFAULTS["quick"], retries=3)

@@ -12,7 +12,7 @@ that does not fit stops the chapter before any work, with one line naming the pa
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,14 +98,18 @@ def setup(
     device: str = "auto",
     defaults: Mapping[str, Mapping[str, Any]] | None = None,
     data: str | None = None,
+    check: Callable[..., dict[str, Any]] | None = None,
     verbose: bool = True,
     **overrides: Any,
 ) -> RunConfig:
     """Validate a chapter's parameters, resolve the profile, pick the device, seed everything.
 
     ``defaults[profile]`` holds the chapter's values for that profile; each keyword in ``overrides``
-    must name one of them, and a value of ``None`` means "use the profile's value". ``data`` describes the
-    chapter's data when it is not the profile's (e.g. a toy problem).
+    must name one of them, and a value of ``None`` means "use the profile's value". ``check``: the section's
+    own checker (e.g. :func:`unrolling_lib.experiments.verification.check_verification_params`), called with
+    every resolved value; a value the library would refuse stops the chapter here, with the library's own
+    one-line message, before any work. ``data`` describes the chapter's data when it is not the profile's (e.g.
+    a toy problem).
     Prints one line (profile, device, data, seed) unless ``verbose=False``.
     """
     check_choice("profile", profile, tuple(PROFILES))
@@ -118,6 +122,8 @@ def setup(
             raise ParameterError(f"{name} is not a parameter of this chapter; known: {', '.join(sorted(chapter))}")
         if value is not None:
             chapter[name] = _check_type(name, value, chapter[name])
+    if check is not None:
+        chapter = check(**chapter)
     dev = pick_device(device)
     seed_everything(seed)
     if in_book_build():  # a static page cannot animate a progress bar: tqdm's own switch turns them off

@@ -50,11 +50,11 @@ from ..storage import atomic_torch_save, claim_folder, read_table, write_table
 from ..training import StepState, TrainingDiverged, cpu_threads, pick_device, train, train_lockstep
 from ..unlearning import UNLEARN_AT, single_gradient_unlearn
 from ..unlearning_error import UnlearningErrorMonitor, unlearning_error, weight_change
-from ..validation import ParameterError, check_bool, check_choice, check_int, check_number, check_numbers, check_str
+from ..validation import ParameterError, check_bool, check_choice, check_int, check_number, check_numbers
 
 __all__ = ["SENSITIVITY_BLOCKS", "SUMMARY_COLUMNS", "VERIFICATION_COLUMNS", "VERIFICATION_DEFAULTS",
-           "VerificationResult", "VerificationSummary", "summarize_verification", "unlearned_batch_sensitivity",
-           "verification_experiment"]
+           "VerificationResult", "VerificationSummary", "check_verification_params", "summarize_verification",
+           "unlearned_batch_sensitivity", "verification_experiment"]
 
 VERIFICATION_COLUMNS = ("gamma", "t", "e", "v", "weight_change", "sigma_avg", "accuracy", "noise_floor")
 SUMMARY_COLUMNS = ("gamma", "t", "e", "v", "weight_change", "sigma_avg", "accuracy", "noise_floor",
@@ -243,6 +243,55 @@ def _one_gamma(gamma: float, *, data: TensorData, test: TensorData, model_name: 
 # ---------------------------------------------------------------------------------------------------
 
 
+def check_verification_params(**params: Any) -> dict[str, Any]:
+    """Check the §8.3 parameters (the keys of :data:`VERIFICATION_DEFAULTS`) before any work; return them
+    normalised (ints as ints, γ as a list of floats). The one set of rules: :func:`verification_experiment` applies
+    it, and the chapter's ``setup(..., check=check_verification_params)`` too, so a bad value stops the chapter
+    at its first cell with the same one-line message."""
+    unknown = sorted(set(params) - set(_Q))
+    if unknown:
+        raise ParameterError(f"{unknown[0]} is not a parameter of the §8.3 experiment; known: {', '.join(sorted(_Q))}")
+    missing = sorted(set(_Q) - set(params))
+    if missing:
+        raise ParameterError(f"the §8.3 parameters lack {', '.join(missing)}")
+    q = params
+
+    def optional_int(name: str, low: int) -> int | None:
+        return None if q[name] is None else check_int(name, q[name], low)
+
+    out = {
+        "dataset": check_choice("dataset", q["dataset"], DATASETS),
+        "model": check_choice("model", q["model"], tuple(MODELS)),
+        "gammas": check_numbers("gammas", q["gammas"], inclusive=True, distinct=True, scalar_ok=True),
+        "scaling": check_scaling(q["scaling"]),
+        "pretrain_steps": check_int("pretrain_steps", q["pretrain_steps"], 0),
+        "pretrain_batch_size": check_int("pretrain_batch_size", q["pretrain_batch_size"], 1),
+        "pretrain_lr": None if q["pretrain_lr"] is None else check_number("pretrain_lr", q["pretrain_lr"]),
+        "finetune_steps": check_int("finetune_steps", q["finetune_steps"], 1),
+        "batch_size": check_int("batch_size", q["batch_size"], 1),
+        "lr": check_number("lr", q["lr"]),
+        "sigma_every": check_int("sigma_every", q["sigma_every"], 1),
+        "verify_every": check_int("verify_every", q["verify_every"], 1),
+        "hessian_batch_size": check_int("hessian_batch_size", q["hessian_batch_size"], 1),
+        "sigma_mode": check_choice("sigma_mode", q["sigma_mode"], SIGMA_MODES),
+        "unlearn_step": check_int("unlearn_step", q["unlearn_step"], 0),
+        "unlearn_batch": optional_int("unlearn_batch", 0),
+        "exclude_unlearned": check_bool("exclude_unlearned", q["exclude_unlearned"]),
+        "unlearn_at": check_choice("unlearn_at", q["unlearn_at"], UNLEARN_AT),
+        "noise_floor": check_bool("noise_floor", q["noise_floor"]),
+        "train_subset": optional_int("train_subset", 1),
+        "test_subset": optional_int("test_subset", 1),
+        "threads": optional_int("threads", 1),
+    }
+    if out["exclude_unlearned"] and out["unlearn_batch"] is None:
+        raise ParameterError("exclude_unlearned=True needs unlearn_batch: the block of samples to keep out of the "
+                             "other steps")
+    if out["unlearn_step"] >= out["finetune_steps"]:
+        raise ParameterError(f"unlearn_step={out['unlearn_step']} is not allowed; use a step of the fine-tuning run, "
+                             f"0..{out['finetune_steps'] - 1}")
+    return out
+
+
 def verification_experiment(
     *,
     dataset: str = _Q["dataset"],
@@ -294,39 +343,18 @@ def verification_experiment(
     resolved parameters in ``result.params``. When a γ's training diverges, a warning names it, the rows
     measured before the divergence are kept and the message is in ``result.diverged[gamma]``.
     """
-    gammas = check_numbers("gammas", gammas, inclusive=True, distinct=True, scalar_ok=True)
-    p = {
-        "dataset": check_str("dataset", dataset), "model": check_str("model", model),
-        "scaling": check_scaling(scaling), "sigma_mode": check_choice("sigma_mode", sigma_mode, SIGMA_MODES),
-        "unlearn_at": check_choice("unlearn_at", unlearn_at, UNLEARN_AT),
-        "pretrain_steps": check_int("pretrain_steps", pretrain_steps, 0),
-        "pretrain_batch_size": check_int("pretrain_batch_size", pretrain_batch_size, 1),
-        "pretrain_lr": check_number("pretrain_lr", lr if pretrain_lr is None else pretrain_lr),
-        "finetune_steps": check_int("finetune_steps", finetune_steps, 1),
-        "batch_size": check_int("batch_size", batch_size, 1), "lr": check_number("lr", lr),
-        "sigma_every": check_int("sigma_every", sigma_every, 1),
-        "verify_every": check_int("verify_every", verify_every, 1),
-        "hessian_batch_size": check_int("hessian_batch_size", hessian_batch_size, 1),
-        "unlearn_step": check_int("unlearn_step", unlearn_step, 0),
-        "noise_floor": check_bool("noise_floor", noise_floor),
-        "unlearn_batch": None if unlearn_batch is None else check_int("unlearn_batch", unlearn_batch, 0),
-        "exclude_unlearned": check_bool("exclude_unlearned", exclude_unlearned),
-        "train_subset": None if train_subset is None else check_int("train_subset", train_subset, 1),
-        "test_subset": None if test_subset is None else check_int("test_subset", test_subset, 1),
-        "seed": check_int("seed", seed, 0),
-    }
-    if threads is not None:
-        check_int("threads", threads, 1)
+    params = check_verification_params(
+        dataset=dataset, model=model, gammas=gammas, scaling=scaling, pretrain_steps=pretrain_steps,
+        pretrain_batch_size=pretrain_batch_size, pretrain_lr=pretrain_lr, finetune_steps=finetune_steps,
+        batch_size=batch_size, lr=lr, sigma_every=sigma_every, verify_every=verify_every,
+        hessian_batch_size=hessian_batch_size, sigma_mode=sigma_mode, unlearn_step=unlearn_step,
+        unlearn_batch=unlearn_batch, exclude_unlearned=exclude_unlearned, unlearn_at=unlearn_at,
+        noise_floor=noise_floor, train_subset=train_subset, test_subset=test_subset, threads=threads)
+    gammas, threads = params.pop("gammas"), params.pop("threads")
+    p = {**params, "pretrain_lr": params["lr"] if params["pretrain_lr"] is None else params["pretrain_lr"],
+         "seed": check_int("seed", seed, 0)}
     check_bool("progress", progress)
     check_bool("deterministic", deterministic)
-    if p["exclude_unlearned"] and p["unlearn_batch"] is None:
-        raise ParameterError("exclude_unlearned=True needs unlearn_batch: the block of samples to keep out of the "
-                             "other steps")
-    if p["unlearn_step"] >= p["finetune_steps"]:
-        raise ParameterError(f"unlearn_step={unlearn_step} is not allowed; use a step of the fine-tuning run, "
-                             f"0..{p['finetune_steps'] - 1}")
-    check_choice("dataset", dataset, DATASETS)
-    check_choice("model", model, tuple(MODELS))
     dev = pick_device(device)
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
 
