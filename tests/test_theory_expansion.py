@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.func import hessian
 
+from unrolling_lib import setup
 from unrolling_lib.data import BatchOrder, load_digits_dataset
 from unrolling_lib.models import build_model
 from unrolling_lib.params import flat_weights
@@ -393,6 +394,42 @@ def test_expansion_study_refuses_bad_parameters_before_any_work() -> None:
         ex.expansion_study("mlp", **STUDY)
     with pytest.raises(ParameterError, match="bound_lrs"):
         ex.sigma_lr([])
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ({"steps": -3}, "steps=-3 is not allowed; use an int >= 2"),
+    ({"lrs": [1e-3, float("nan")]}, "lrs=[0.001, nan] is not allowed; use a non-empty list of distinct finite "
+                                    "numbers > 0"),
+    ({"models": ["mlp", "cnn"]}, "models[1]='cnn' is not allowed; choose one of 'resnet18', 'vgg19', 'small_cnn', "
+                                 "'smooth_cnn', 'mlp', 'linear_head'"),
+    ({"models": []}, "models=[] has the wrong type; expected list like ['mlp', 'smooth_cnn', 'small_cnn']"),
+    ({"models": ["mlp", "mlp"]}, "models=['mlp', 'mlp'] is not allowed; name each model once"),
+    ({"bound_lrs": [0.1, 0.1]}, "bound_lrs=[0.1, 0.1] is not allowed; use a non-empty list of distinct finite numbers "
+                                "> 0"),
+    ({"unlearn_step": 12}, "unlearn_step=12 is not allowed; use an int in [0, 11]"),
+    ({"batch_size": 300}, "batch_size=300 is not allowed; use an int in [1, 256]"),
+])
+def test_setup_refuses_what_the_study_would_refuse(override, message) -> None:
+    """setup(check=check_expansion_params) applies expansion_study's own rules to the chapter's values, before
+    any work; the study refuses the same values with the same line."""
+    with pytest.raises(ParameterError) as err:
+        setup("quick", defaults=ex.EXPANSION_DEFAULTS, check=ex.check_expansion_params, verbose=False, **override)
+    assert str(err.value) == message
+    if "wrong type" not in message:  # setup's type check speaks first for an empty list
+        with pytest.raises(ParameterError) as direct:
+            ex.expansion_study(**{**ex.EXPANSION_DEFAULTS["quick"], **override})
+        assert str(direct.value) == message
+    with pytest.raises(ParameterError, match="^seed is not a parameter of the §5 study; known: batch_size, bound_lrs"):
+        ex.check_expansion_params(**ex.EXPANSION_DEFAULTS["quick"], seed=1)
+    with pytest.raises(ParameterError, match="^the §5 parameters lack steps$"):
+        ex.check_expansion_params(**{k: v for k, v in ex.EXPANSION_DEFAULTS["quick"].items() if k != "steps"})
+
+
+@pytest.mark.parametrize("profile", list(ex.EXPANSION_DEFAULTS))
+def test_every_profile_passes_the_checker_unchanged(profile: str) -> None:
+    cfg = setup(profile, defaults=ex.EXPANSION_DEFAULTS, check=ex.check_expansion_params, verbose=False)
+    assert cfg.params == ex.EXPANSION_DEFAULTS[profile]
+    assert ex.check_expansion_params(**{**cfg.params, "models": ("mlp",)})["models"] == ["mlp"]  # a tuple: a list
 
 
 # ------------------------------------------------------------------ what the chapter reads off a study

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from unrolling_lib import setup
 from unrolling_lib.theory import lemma1 as lm
 from unrolling_lib.theory import weight_densities as wd
 from unrolling_lib.validation import ParameterError
@@ -145,9 +146,9 @@ def test_the_table_checks_every_argument_before_any_work() -> None:
     # the messages name the parameter as the table's caller spelled it, not the per-case n and m
     with pytest.raises(ParameterError, match=r"ns\[1\]=1"):
         lm.lemma1_table([2, 1], [1], [0.1])
-    with pytest.raises(ParameterError, match=r"^epochs=\[\] is not allowed; use a non-empty list of ints$"):
+    with pytest.raises(ParameterError, match=r"^epochs=\[\] is not allowed; use a non-empty list of distinct ints$"):
         lm.lemma1_table([2], [], [0.1])
-    with pytest.raises(ParameterError, match=r"^ns=3 is not allowed; use a non-empty list of ints$"):
+    with pytest.raises(ParameterError, match=r"^ns=3 is not allowed; use a non-empty list of distinct ints$"):
         lm.lemma1_table(3, [1], [0.1])
     with pytest.raises(ParameterError, match=r"^epochs\[0\]=0 is not allowed; use an int >= 1$"):
         lm.lemma1_table([2], np.array([0]), [0.1])
@@ -155,6 +156,42 @@ def test_the_table_checks_every_argument_before_any_work() -> None:
         lm.lemma1_table([2, 7], [1, 2], [0.1])
     with pytest.raises(ParameterError, match="x_star"):
         lm.lemma1_table([2, 3], [1], [0.1], x_star=2)  # no point 2 when n = 2
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ({"epochs": [-1]}, "epochs[0]=-1 is not allowed; use an int >= 1"),
+    ({"lr": float("nan")}, "lr=nan is not allowed; use a finite number > 0"),
+    ({"dim": 3}, "dim=3 is not allowed; use an int in [1, 2]"),
+    ({"noise_scales": []}, "noise_scales=[] has the wrong type; expected list like [0.003, 0.01, 0.03, 0.1, 0.3]"),
+    ({"ns": [2, 3, 2]}, "ns=[2, 3, 2] is not allowed; use a non-empty list of distinct ints"),
+    ({"noise_scales": [0.1, 0.1]}, "noise_scales=[0.1, 0.1] is not allowed; use a non-empty list of distinct finite "
+                                   "numbers > 0"),
+    ({"x_star": 2}, "x_star=2 is not allowed; use an int in [0, 1]"),
+    ({"ns": [2, 7], "epochs": [2]}, "ns=7, epochs=2 give 25401600 orderings; keep (n!)^m <= 200000"),
+])
+def test_setup_refuses_what_the_table_would_refuse(override, message) -> None:
+    """setup(check=check_lemma1_params) applies lemma1_table's own rules to the chapter's values, before any work."""
+    with pytest.raises(ParameterError) as err:
+        setup("quick", defaults=lm.LEMMA1_DEFAULTS, check=lm.check_lemma1_params, verbose=False, **override)
+    assert str(err.value) == message
+    values = {**lm.LEMMA1_DEFAULTS["quick"], **override}
+    with pytest.raises(ParameterError) as direct:  # the table itself refuses the same values
+        lm.lemma1_table(values.pop("ns"), values.pop("epochs"), values.pop("noise_scales"), **values)
+    if "wrong type" not in message:  # setup's type check speaks first for an empty list
+        assert str(direct.value) == message
+    with pytest.raises(ParameterError, match=r"^noise_scales=\[\] is not allowed; use a non-empty list of distinct "
+                                             r"finite numbers > 0$"):
+        lm.check_lemma1_params(**{**lm.LEMMA1_DEFAULTS["quick"], "noise_scales": []})
+    with pytest.raises(ParameterError, match="^seed is not a parameter of the §4.1 table; known: dim, epochs, lr, "):
+        lm.check_lemma1_params(**lm.LEMMA1_DEFAULTS["quick"], seed=1)
+    with pytest.raises(ParameterError, match="^the §4.1 parameters lack x_star$"):
+        lm.check_lemma1_params(**{k: v for k, v in lm.LEMMA1_DEFAULTS["quick"].items() if k != "x_star"})
+
+
+@pytest.mark.parametrize("profile", list(lm.LEMMA1_DEFAULTS))
+def test_every_profile_passes_the_checker_unchanged(profile: str) -> None:
+    cfg = setup(profile, defaults=lm.LEMMA1_DEFAULTS, check=lm.check_lemma1_params, verbose=False)
+    assert cfg.params == lm.LEMMA1_DEFAULTS[profile]
 
 
 def test_defaults_are_the_quick_profile() -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from unrolling_lib import setup
 from unrolling_lib.metrics import verification_error
 from unrolling_lib.models import MLP
 from unrolling_lib.params import flat_weights
@@ -160,6 +161,44 @@ def test_defaults_are_the_quick_profile_and_name_the_unlearned_step() -> None:
     assert inspect.signature(sym.interpolation_paths).parameters["alphas"].default == quick["alphas"]
     with pytest.raises(ParameterError, match=r"hidden\[1\]"):
         sym.train_nearby_models(hidden=(8, 0))
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ({"epochs": -2}, "epochs=-2 is not allowed; use an int >= 1"),
+    ({"lr": float("nan")}, "lr=nan is not allowed; use a finite number > 0"),
+    ({"hidden": []}, "hidden=[] has the wrong type; expected list like [32]"),
+    ({"hidden": [32, 0]}, "hidden[1]=0 is not allowed; use an int >= 1"),
+    ({"batch_size": 600}, "batch_size=600 is not allowed; use an int in [1, 512]"),
+    ({"unlearn_step": 48}, "unlearn_step=48 is not allowed; use an int in [0, 47]"),  # 3 epochs of 512 // 32 steps
+    ({"unlearn_step": -1}, "unlearn_step=-1 is not allowed; use an int in [0, 47]"),
+    ({"alphas": 1}, "alphas=1 is not allowed; use an int >= 2"),
+])
+def test_setup_refuses_what_the_study_would_refuse(override, message, pair: sym.NearbyModels) -> None:
+    """setup(check=check_symmetry_params) applies the §4.2 functions' own rules to the chapter's values, before
+    any work; train_nearby_models and interpolation_paths refuse the same values with the same line."""
+    with pytest.raises(ParameterError) as err:
+        setup("quick", defaults=sym.SYMMETRY_DEFAULTS, check=sym.check_symmetry_params, verbose=False, **override)
+    assert str(err.value) == message
+    values = {**sym.SYMMETRY_DEFAULTS["quick"], **override}
+    alphas = values.pop("alphas")
+    if "wrong type" not in message:  # setup's type check speaks first for an empty list
+        with pytest.raises(ParameterError) as direct:
+            if alphas == sym.SYMMETRY_DEFAULTS["quick"]["alphas"]:
+                sym.train_nearby_models(**values)
+            else:
+                sym.interpolation_paths(pair, pair.model, alphas=alphas)
+        assert str(direct.value) == message
+    with pytest.raises(ParameterError, match="^seed is not a parameter of the §4.2 study; known: alphas, batch_size"):
+        sym.check_symmetry_params(**sym.SYMMETRY_DEFAULTS["quick"], seed=1)
+    with pytest.raises(ParameterError, match="^the §4.2 parameters lack alphas, lr$"):
+        sym.check_symmetry_params(**{k: v for k, v in sym.SYMMETRY_DEFAULTS["quick"].items()
+                                     if k not in ("lr", "alphas")})
+
+
+@pytest.mark.parametrize("profile", list(sym.SYMMETRY_DEFAULTS))
+def test_every_profile_passes_the_checker_unchanged(profile: str) -> None:
+    cfg = setup(profile, defaults=sym.SYMMETRY_DEFAULTS, check=sym.check_symmetry_params, verbose=False)
+    assert cfg.params == sym.SYMMETRY_DEFAULTS[profile]
 
 
 def test_quiet_jvp_silences_only_torchs_own_warning() -> None:

@@ -371,8 +371,55 @@ def test_training_refuses_bad_parameters():
 
 @pytest.mark.parametrize("profile", ["quick", "colab", "paper"])
 def test_defaults_pass_setup(profile):
-    cfg = setup(profile, defaults=toy.TOY_DEFAULTS, verbose=False, gammas=None, steps=None, lr=None)
+    cfg = setup(profile, defaults=toy.TOY_DEFAULTS, check=toy.check_toy_params, verbose=False, gammas=None,
+                steps=None, lr=None)
+    assert cfg.params == toy.TOY_DEFAULTS[profile]  # the checker keeps every profile's values as they are
     assert cfg.steps > 0 and cfg.gammas[0] == 0.0 and cfg.grid >= 21
     assert cfg.scaling == "equation"  # the chapter's scaling, stated in TOY_DEFAULTS (see the module docstring)
     with pytest.raises(ParameterError, match="lr='fast'"):
         setup(profile, defaults=toy.TOY_DEFAULTS, verbose=False, lr="fast")
+
+
+def _train(**values):
+    return toy.train_toy(values.pop("gammas"), **values)
+
+
+# where the library itself takes each §6.2 parameter (the slider γ as the sliders' ``gammas``)
+_TAKES = {
+    "steps": lambda v: _train(gammas=[0.5], steps=v), "lr": lambda v: _train(gammas=[0.5], lr=v),
+    "scaling": lambda v: _train(gammas=[0.5], scaling=v), "gammas": lambda v: _train(gammas=v),
+    "init": lambda v: _train(gammas=[0.5], init=v), "features": lambda v: _train(gammas=[0.5], features=v),
+    "slider_gammas": lambda v: toy_figures.landscape_slider(v, grid=3), "grid": lambda v: toy.landscape(0.5, grid=v),
+    "arrows": lambda v: toy.gradient_field(0.5, arrows=v), "extent": lambda v: toy.landscape(0.5, grid=3, extent=v),
+}
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ({"steps": -5}, "steps=-5 is not allowed; use an int >= 1"),
+    ({"lr": float("nan")}, "lr=nan is not allowed; use a finite number > 0"),
+    ({"scaling": "eq"}, "scaling='eq' is not allowed; choose one of 'code', 'equation'"),
+    ({"gammas": []}, "gammas=[] has the wrong type; expected list like [0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0]"),
+    ({"gammas": [0.5, 0.5]}, "gammas=[0.5, 0.5] is not allowed; use a non-empty list of distinct finite numbers >= 0"),
+    ({"slider_gammas": [0.0, -1.0]}, "slider_gammas=[0.0, -1.0] is not allowed; use a non-empty list of distinct "
+                                     "finite numbers >= 0"),
+    ({"grid": 1}, "grid=1 is not allowed; use an int >= 2"),
+    ({"arrows": 0}, "arrows=0 is not allowed; use an int >= 2"),
+    ({"extent": 0.0}, "extent=0.0 is not allowed; use a finite number > 0"),
+    ({"init": math.inf}, "init=inf is not allowed; use a finite number > -inf"),
+    ({"features": 0}, "features=0 is not allowed; use an int >= 1"),
+])
+def test_setup_refuses_what_the_toy_functions_would_refuse(override, message):
+    """setup(check=check_toy_params) applies the §6.2 functions' own rules to the chapter's values, before any
+    work; the function that takes the value refuses it with the same line."""
+    with pytest.raises(ParameterError) as err:
+        setup("quick", defaults=toy.TOY_DEFAULTS, check=toy.check_toy_params, verbose=False, **override)
+    assert str(err.value) == message
+    ((name, value),) = override.items()
+    if "wrong type" not in message:  # setup's type check speaks first for an empty list
+        with pytest.raises(ParameterError) as direct:
+            _TAKES[name](value)
+        assert str(direct.value) == message.replace("slider_gammas=", "gammas=")
+    with pytest.raises(ParameterError, match="^seed is not a parameter of the §6.2 toy classifier; known: arrows, "):
+        toy.check_toy_params(**toy.TOY_DEFAULTS["quick"], seed=1)
+    with pytest.raises(ParameterError, match="^the §6.2 parameters lack grid$"):
+        toy.check_toy_params(**{k: v for k, v in toy.TOY_DEFAULTS["quick"].items() if k != "grid"})

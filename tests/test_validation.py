@@ -10,6 +10,7 @@ from unrolling_lib.validation import (
     check_instance,
     check_int,
     check_ints,
+    check_keys,
     check_number,
     check_numbers,
     check_str,
@@ -63,8 +64,22 @@ def test_int_lists_and_instances():
     for call, message in [
         (lambda: check_ints("ns", [2, 1], 2), "ns[1]=1 is not allowed; use an int >= 2"),
         (lambda: check_ints("ns", 3, 2), "ns=3 is not allowed; use a non-empty list of ints"),
+        (lambda: check_ints("ns", [2, 3, 2], 2, distinct=True), "ns=[2, 3, 2] is not allowed; use a non-empty list of "
+                                                                  "distinct ints"),
+        (lambda: check_ints("ns", [], 2, distinct=True), "ns=[] is not allowed; use a non-empty list of distinct ints"),
         (lambda: check_instance("order", "x", (list, tuple)), "order must be a list or tuple; got str"),
     ]:
         with pytest.raises(ParameterError) as err:
             call()
+        assert str(err.value) == message
+
+
+def test_section_keys():
+    check_keys("§5", {"steps": 2, "lrs": [0.1]}, ("lrs", "steps"), kind="study")
+    for params, message in [
+        ({"steps": 2, "lrs": [0.1], "seed": 0}, "seed is not a parameter of the §5 study; known: lrs, steps"),
+        ({"steps": 2}, "the §5 parameters lack lrs"),
+    ]:
+        with pytest.raises(ParameterError) as err:
+            check_keys("§5", params, ("lrs", "steps"), kind="study")
         assert str(err.value) == message

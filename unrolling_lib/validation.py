@@ -15,7 +15,7 @@ This module imports nothing of the package (see ``book/architecture.md``).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,7 @@ __all__ = [
     "check_instance",
     "check_int",
     "check_ints",
+    "check_keys",
     "check_number",
     "check_numbers",
     "check_str",
@@ -98,14 +99,33 @@ def check_numbers(name: str, values: Any, *, low: float = 0.0, inclusive: bool =
     return out
 
 
-def check_ints(name: str, values: Any, low: int, high: int | None = None) -> list[int]:
-    """``values`` must be a non-empty list (or tuple, or 1-D array) of ints accepted by :func:`check_int`; the
-    message of a bad entry names it (``ns[1]=0 …``). Returns Python ints."""
+def check_ints(name: str, values: Any, low: int, high: int | None = None, *,
+               distinct: bool = False) -> list[int]:
+    """``values`` must be a non-empty list (or tuple, or 1-D array) of ints accepted by :func:`check_int`,
+    pairwise different with ``distinct``; the message of a bad entry names it (``ns[1]=0 …``). Returns Python
+    ints."""
     if isinstance(values, np.ndarray):
         values = values.tolist()
+    allowed = f"use a non-empty list of{' distinct' if distinct else ''} ints"
     if not isinstance(values, (list, tuple)) or not values:
-        raise ParameterError(f"{name}={values!r} is not allowed; use a non-empty list of ints")
-    return [check_int(f"{name}[{i}]", v, low, high) for i, v in enumerate(values)]
+        raise ParameterError(f"{name}={values!r} is not allowed; {allowed}")
+    out = [check_int(f"{name}[{i}]", v, low, high) for i, v in enumerate(values)]
+    if distinct and len(set(out)) != len(out):
+        raise ParameterError(f"{name}={values!r} is not allowed; {allowed}")
+    return out
+
+
+def check_keys(section: str, params: Mapping[str, Any], known: Iterable[str], *, kind: str = "experiment") -> None:
+    """``params`` must hold exactly the parameters ``known`` of a section (a ``<SECTION>_DEFAULTS`` profile):
+    an unknown one is refused first (``retries is not a parameter of the §8.3 experiment; known: …``), then
+    any that are missing (``the §8.3 parameters lack …``)."""
+    known = sorted(known)
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise ParameterError(f"{unknown[0]} is not a parameter of the {section} {kind}; known: {', '.join(known)}")
+    missing = sorted(set(known) - set(params))
+    if missing:
+        raise ParameterError(f"the {section} parameters lack {', '.join(missing)}")
 
 
 def check_instance(name: str, value: Any, types: type | tuple[type, ...]) -> Any:

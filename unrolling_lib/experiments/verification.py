@@ -50,7 +50,7 @@ from ..storage import atomic_torch_save, claim_folder, read_table, write_table
 from ..training import StepState, TrainingDiverged, cpu_threads, pick_device, train, train_lockstep
 from ..unlearning import UNLEARN_AT, single_gradient_unlearn
 from ..unlearning_error import UnlearningErrorMonitor, unlearning_error, weight_change
-from ..validation import ParameterError, check_bool, check_choice, check_int, check_number, check_numbers
+from ..validation import ParameterError, check_bool, check_choice, check_int, check_keys, check_number, check_numbers
 
 __all__ = ["SENSITIVITY_BLOCKS", "SUMMARY_COLUMNS", "VERIFICATION_COLUMNS", "VERIFICATION_DEFAULTS",
            "VerificationResult", "VerificationSummary", "check_verification_params", "summarize_verification",
@@ -248,12 +248,7 @@ def check_verification_params(**params: Any) -> dict[str, Any]:
     normalised (ints as ints, γ as a list of floats). The one set of rules: :func:`verification_experiment` applies
     it, and the chapter's ``setup(..., check=check_verification_params)`` too, so a bad value stops the chapter
     at its first cell with the same one-line message."""
-    unknown = sorted(set(params) - set(_Q))
-    if unknown:
-        raise ParameterError(f"{unknown[0]} is not a parameter of the §8.3 experiment; known: {', '.join(sorted(_Q))}")
-    missing = sorted(set(_Q) - set(params))
-    if missing:
-        raise ParameterError(f"the §8.3 parameters lack {', '.join(missing)}")
+    check_keys("§8.3", params, _Q)
     q = params
 
     def optional_int(name: str, low: int) -> int | None:

@@ -23,6 +23,7 @@ from ..theory.toy import (
     SD_COEFFICIENT,
     SLIDER_GAMMAS,
     ToyTraining,
+    check_gamma_grid,
     gradient_field,
     gradient_flip,
     landscape,
@@ -30,7 +31,7 @@ from ..theory.toy import (
     ordered_scalings,
     toy_sd_minimum,
 )
-from ..validation import check_choice, check_number, check_numbers
+from ..validation import check_choice, check_number
 from .common import TEMPLATE, active_last, f32, frames_slider, sequential_colors
 from .live import live_figure
 
@@ -189,7 +190,7 @@ def _slider_figure(kind: str, make: Callable[[float, str, bool], list[Any]], gam
 def landscape_slider(gammas: Sequence[float] = SLIDER_GAMMAS, *, grid: int = 41, extent: float = 4.0,
                      active_gamma: float = 0.5, first_scaling: str = DEFAULT_SCALING) -> go.Figure:
     """Figure 6 with a γ slider over precomputed frames and a toggle between the two SD scalings."""
-    gammas = check_numbers("gammas", gammas, inclusive=True)
+    gammas = check_gamma_grid("gammas", gammas)  # one frame per γ
     return _slider_figure("landscape", lambda g, s, v: _landscape_traces(g, s, grid, extent, v), gammas, extent,
                           active_gamma, first_scaling)
 
@@ -197,7 +198,7 @@ def landscape_slider(gammas: Sequence[float] = SLIDER_GAMMAS, *, grid: int = 41,
 def field_slider(gammas: Sequence[float] = SLIDER_GAMMAS, *, arrows: int = 15, extent: float = 4.0,
                  active_gamma: float = 0.5, first_scaling: str = DEFAULT_SCALING) -> go.Figure:
     """Figure 5 with a γ slider over precomputed frames and a toggle between the two SD scalings."""
-    gammas = check_numbers("gammas", gammas, inclusive=True)
+    gammas = check_gamma_grid("gammas", gammas)  # one frame per γ
     # One length scale for the arrows of both scalings: the steepest slope either reaches, 1 + γ·max c.
     top = 1.0 + max(gammas) * max(SD_COEFFICIENT.values())
     return _slider_figure("field", lambda g, s, v: _field_traces(g, s, arrows, extent, v, top), gammas, extent,

@@ -35,13 +35,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..validation import ParameterError, check_int, check_ints, check_number, check_numbers
+from ..validation import ParameterError, check_int, check_ints, check_keys, check_number, check_numbers
 from .weight_densities import density_distances
 
 __all__ = [
     "LEMMA1_DEFAULTS",
     "Lemma1Case",
     "Lemma1Summary",
+    "check_lemma1_params",
     "lemma1_case",
     "lemma1_summary",
     "lemma1_table",
@@ -82,6 +83,27 @@ def _check_count(n: int, m: int, names: tuple[str, str] = ("n", "m")) -> int:
     if count > _MAX_ORDERINGS:
         raise ParameterError(f"{names[0]}={n}, {names[1]}={m} give {count} orderings; keep (n!)^m <= {_MAX_ORDERINGS}")
     return count
+
+
+def check_lemma1_params(**params: Any) -> dict[str, Any]:
+    """Check the §4.1 parameters (the keys of :data:`LEMMA1_DEFAULTS`) before any ordering is trained; return
+    them normalised (Python ints, noise scales as floats). The one set of rules: :func:`lemma1_table` applies
+    it, and the chapter's ``setup(..., check=check_lemma1_params)`` too. ``ns``, ``epochs`` and ``noise_scales``
+    are distinct (one table row per (n, m, s)); ``x_star`` is a point of the smallest n; the largest case
+    must stay enumerable."""
+    check_keys("§4.1", params, _QUICK, kind="table")
+    q = params
+    ns, epochs = check_ints("ns", q["ns"], 2, distinct=True), check_ints("epochs", q["epochs"], 1, distinct=True)
+    out = {
+        "ns": ns,
+        "epochs": epochs,
+        "noise_scales": check_numbers("noise_scales", q["noise_scales"], distinct=True),
+        "dim": _check_dim(q["dim"]),
+        "lr": check_number("lr", q["lr"]),
+        "x_star": check_int("x_star", q["x_star"], 0, min(ns) - 1),
+    }
+    _check_count(max(ns), max(epochs), names=("ns", "epochs"))  # the largest case, before any work starts
+    return out
 
 
 # ----------------------------------------------------------------------------------------- orderings
@@ -236,20 +258,16 @@ def lemma1_table(ns: Sequence[int] = tuple(_QUICK["ns"]), epochs: Sequence[int] 
     ``triangle_bound`` = mean_I sup|φ(w) − φ(w − d_I)| (Eq. 13 before the Lipschitz step), ``bound`` = L·d,
     ``ratio`` = sup_norm / bound; the same with ``_unlearned`` for P″ (Corollary 1, v = mean ‖d_I + u‖);
     ``psi``, ``psi_on_box`` (ψ integrated over the grid's box W), ``a`` and ``reverse_bound`` = b·a for
-    Eq. 16. Defaults are the quick profile's; every argument is checked before any ordering is trained.
+    Eq. 16. Defaults are the quick profile's; every argument is checked (:func:`check_lemma1_params`) before any
+    ordering is trained.
     """
-    ns, epochs = check_ints("ns", ns, 2), check_ints("epochs", epochs, 1)
-    scales = check_numbers("noise_scales", noise_scales)
-    _check_dim(dim)
-    x_star = check_int("x_star", x_star, 0, min(ns) - 1)
-    check_number("lr", lr)
-    check_int("seed", seed, 0)
-    _check_count(max(ns), max(epochs), names=("ns", "epochs"))  # the largest case, before any work starts
+    p = check_lemma1_params(ns=ns, epochs=epochs, noise_scales=noise_scales, dim=dim, lr=lr, x_star=x_star)
+    seed = check_int("seed", seed, 0)
     rows = []
-    for n in ns:
-        for m in epochs:
-            case = lemma1_case(n, m, dim=dim, lr=lr, x_star=x_star, seed=seed)
-            rows += [_case_row(case, s) for s in scales]
+    for n in p["ns"]:
+        for m in p["epochs"]:
+            case = lemma1_case(n, m, dim=p["dim"], lr=p["lr"], x_star=p["x_star"], seed=seed)
+            rows += [_case_row(case, s) for s in p["noise_scales"]]
     return pd.DataFrame(rows)
 
 

@@ -35,13 +35,23 @@ from ..metrics import verification_error
 from ..models import MLP
 from ..params import flat_weights, named_trainable, unflatten
 from ..training import cpu_threads, train_lockstep
-from ..validation import ParameterError, check_choice, check_instance, check_int, check_ints, check_numbers
+from ..validation import (
+    ParameterError,
+    check_choice,
+    check_instance,
+    check_int,
+    check_ints,
+    check_keys,
+    check_number,
+    check_numbers,
+)
 
 __all__ = [
     "SYMMETRY_DEFAULTS",
     "Interpolations",
     "NearbyModels",
     "PermutationCheck",
+    "check_symmetry_params",
     "default_alphas",
     "interpolation_paths",
     "interpolation_table",
@@ -69,6 +79,37 @@ SYMMETRY_DEFAULTS: dict[str, dict[str, Any]] = {
     "colab": {**_QUICK, "hidden": [64, 64], "subset": 1437, "epochs": 10},
     "paper": {**_QUICK, "hidden": [128, 128], "subset": 1437, "epochs": 30, "alphas": 41},
 }
+
+
+# ------------------------------------------------------------------------------------------------ checks
+def _check_training(*, hidden: Any, subset: Any, batch_size: Any, epochs: Any, lr: Any, unlearn_step: Any
+                    ) -> dict[str, Any]:
+    """The rules of :func:`train_nearby_models`'s run: widths, a batch that fits the subset, a step of the order
+    (``epochs`` × ``subset // batch_size`` steps; the subset's upper bound is the data's, checked on loading)."""
+    hidden = check_ints("hidden", hidden, 1)
+    subset = check_int("subset", subset, 1)
+    batch_size = check_int("batch_size", batch_size, 1, subset)
+    epochs = check_int("epochs", epochs, 1)
+    return {"hidden": hidden, "subset": subset, "batch_size": batch_size, "epochs": epochs,
+            "lr": check_number("lr", lr),
+            "unlearn_step": check_int("unlearn_step", unlearn_step, 0, epochs * (subset // batch_size) - 1)}
+
+
+def _check_alphas(alphas: Any) -> int:
+    """Points along each path of :func:`interpolation_paths`: at least two."""
+    return check_int("alphas", alphas, 2)
+
+
+def check_symmetry_params(**params: Any) -> dict[str, Any]:
+    """Check the §4.2 parameters (the keys of :data:`SYMMETRY_DEFAULTS`) before any work; return them normalised
+    (Python ints, ``hidden`` as a list). The one set of rules: :func:`train_nearby_models` and
+    :func:`interpolation_paths` apply the same checks, and the chapter's ``setup(..., check=check_symmetry_params)``
+    too."""
+    check_keys("§4.2", params, _QUICK, kind="study")
+    q = params
+    out = _check_training(hidden=q["hidden"], subset=q["subset"], batch_size=q["batch_size"], epochs=q["epochs"],
+                          lr=q["lr"], unlearn_step=q["unlearn_step"])
+    return {**out, "alphas": _check_alphas(q["alphas"])}
 
 
 @contextmanager
@@ -165,21 +206,23 @@ def train_nearby_models(*, hidden: Sequence[int] = tuple(_QUICK["hidden"]), subs
 
     Their distance is the verification error of unlearning step ``unlearn_step`` by doing nothing. float64 by
     default, so that "identical outputs" means to ~1e-15. ``threads``: torch CPU threads while training (one
-    by default: the model is tiny; ``None``: unchanged). Defaults are the quick profile's.
+    by default: the model is tiny; ``None``: unchanged). Defaults are the quick profile's; the arguments are
+    checked by the rules of :func:`check_symmetry_params`.
     """
-    widths = tuple(check_ints("hidden", hidden, 1))
+    p = _check_training(hidden=hidden, subset=subset, batch_size=batch_size, epochs=epochs, lr=lr,
+                        unlearn_step=unlearn_step)
     seed = check_int("seed", seed, 0)
-    data = load_digits_dataset(subset=subset, seed=seed, dtype=dtype)
+    data = load_digits_dataset(subset=p["subset"], seed=seed, dtype=dtype)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = MLP(in_features=64, hidden=widths, num_classes=10).to(dtype)
+        model = MLP(in_features=64, hidden=tuple(p["hidden"]), num_classes=10).to(dtype)
     initial = copy.deepcopy(model)
-    order = BatchOrder(len(data), batch_size, epochs=epochs, seed=seed)
+    order = BatchOrder(len(data), p["batch_size"], epochs=p["epochs"], seed=seed)
     with cpu_threads(threads):
-        result = train_lockstep(model, data, order, unlearn_step=unlearn_step, lr=lr, progress=False,
+        result = train_lockstep(model, data, order, unlearn_step=p["unlearn_step"], lr=p["lr"], progress=False,
                                 on_divergence="raise")
     return NearbyModels(model=result.model, retrained=result.retrained, initial=initial, data=data, order=order,
-                        unlearn_step=result.unlearn_step, lr=float(lr))
+                        unlearn_step=result.unlearn_step, lr=p["lr"])
 
 
 @torch.no_grad()
@@ -290,7 +333,7 @@ def interpolation_paths(pair: NearbyModels, permuted: nn.Module, *, alphas: int 
     """Walk from M towards M′ and towards ``permuted`` (π(M), e.g. :attr:`PermutationCheck.permuted`) with
     ``alphas`` points each, measuring outputs over the training data (§4.2)."""
     check_instance("pair", pair, NearbyModels)
-    alphas = check_int("alphas", alphas, 2)
+    alphas = _check_alphas(alphas)
     near = interpolation_table(pair.model, pair.retrained, pair.data.x, default_alphas(alphas))
     path = interpolation_table(pair.model, permuted, pair.data.x, linear_path_alphas(alphas))
     return Interpolations(near=near, permuted_path=path)

@@ -39,11 +39,11 @@ from scipy.optimize import brentq, minimize, minimize_scalar
 from scipy.special import expit
 
 from ..losses import DEFAULT_SCALING, SCALINGS, check_scaling, sd_loss
-from ..validation import ParameterError, check_choice, check_int, check_number, check_numbers
+from ..validation import ParameterError, check_choice, check_int, check_keys, check_number, check_numbers
 
 __all__ = [
     "SD_COEFFICIENT", "SLIDER_GAMMAS", "TOY_DEFAULTS", "MinNormCheck", "ToyTraining",
-    "ordered_scalings", "toy_sd_loss", "toy_sd_minimum",
+    "check_gamma_grid", "check_toy_params", "ordered_scalings", "toy_sd_loss", "toy_sd_minimum",
     "landscape", "loss_slope", "loss_gradient", "gradient_field", "gradient_flip", "numeric_minimum", "minimum_check",
     "min_norm_update", "min_norm_squared", "min_norm_update_numeric", "min_norm_check", "min_norm_point",
     "training_point", "d_step", "train_toy",
@@ -78,6 +78,50 @@ TOY_DEFAULTS: dict[str, dict[str, Any]] = {
     "paper": {**_QUICK, "gammas": [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.25, 1.5, 2.0], "steps": 2000,
               "grid": 61, "arrows": 21},
 }
+
+
+# ------------------------------------------------------------------------------------------------ checks
+def check_gamma_grid(name: str, gammas: Any) -> list[float]:
+    """A list of γ to train or draw, one run or frame each: non-empty, finite, ≥ 0 and distinct; returns floats."""
+    return check_numbers(name, gammas, inclusive=True, distinct=True)
+
+
+def _check_resolution(name: str, points: Any) -> int:
+    """Points along each axis of a grid over [−extent, extent] (``grid``, ``arrows``): at least two."""
+    return check_int(name, points, 2)
+
+
+def _check_extent(extent: Any) -> float:
+    return check_number("extent", extent)
+
+
+def _check_features(features: Any) -> int:
+    return check_int("features", features, 1)
+
+
+def _check_init(init: Any) -> float:
+    return check_number("init", init, low=-math.inf)  # any finite constant, of either sign
+
+
+def check_toy_params(**params: Any) -> dict[str, Any]:
+    """Check the §6.2 parameters (the keys of :data:`TOY_DEFAULTS`) before any work; return them normalised
+    (Python ints, floats, γ as lists of floats). The one set of rules: :func:`train_toy`, the landscape and
+    gradient-field functions and the sliders of :mod:`unrolling_lib.figures.toy` apply the same checks, and the
+    chapter's ``setup(..., check=check_toy_params)`` too."""
+    check_keys("§6.2", params, _QUICK, kind="toy classifier")
+    q = params
+    return {
+        "scaling": check_scaling(q["scaling"]),
+        "gammas": check_gamma_grid("gammas", q["gammas"]),
+        "steps": check_int("steps", q["steps"], 1),
+        "lr": check_number("lr", q["lr"]),
+        "features": _check_features(q["features"]),
+        "init": _check_init(q["init"]),
+        "slider_gammas": check_gamma_grid("slider_gammas", q["slider_gammas"]),
+        "grid": _check_resolution("grid", q["grid"]),
+        "arrows": _check_resolution("arrows", q["arrows"]),
+        "extent": _check_extent(q["extent"]),
+    }
 
 
 def ordered_scalings(first_scaling: str = DEFAULT_SCALING) -> tuple[str, ...]:
@@ -124,10 +168,10 @@ def toy_sd_minimum(gamma: Any, scaling: str = DEFAULT_SCALING) -> Any:
 
 
 # ------------------------------------------------------------------------------------- Eq. 11 landscape
-def _axis(grid: int, extent: float) -> np.ndarray:
-    """The values of a (or b) on a grid: ``grid`` points evenly spaced over [−extent, extent]."""
-    check_int("grid", grid, 2)
-    check_number("extent", extent)
+def _axis(grid: int, extent: float, name: str = "grid") -> np.ndarray:
+    """The values of a (or b) on a grid: ``grid`` points evenly spaced over [−extent, extent]; ``name``: the
+    caller's name for ``grid``."""
+    grid, extent = _check_resolution(name, grid), _check_extent(extent)
     return np.linspace(-extent, extent, grid)
 
 
@@ -168,7 +212,7 @@ def gradient_field(gamma: float, scaling: str = DEFAULT_SCALING, *, arrows: int 
 
     The b-axis is shifted by half a cell so no arrow sits on the kink a = b.
     """
-    a = _axis(arrows, extent)
+    a = _axis(arrows, extent, "arrows")
     b = a + (a[1] - a[0]) / 2
     big_a, big_b = (m.ravel() for m in np.meshgrid(a, b))
     ga, gb = loss_gradient(big_a, big_b, gamma, scaling)
@@ -298,7 +342,7 @@ def min_norm_point(features: int = 8, seed: int = 0) -> np.ndarray:
     Not :func:`training_point` (another generator and N(0, I/k)): the chapter has printed its Eq. 12 numbers
     from this draw, so it stays until a change that may move those numbers makes the two one.
     """
-    check_int("features", features, 1)
+    _check_features(features)
     check_int("seed", seed, 0)
     return np.random.default_rng(seed).normal(size=features)
 
@@ -306,7 +350,7 @@ def min_norm_point(features: int = 8, seed: int = 0) -> np.ndarray:
 # ----------------------------------------------------------------------------- training demonstration
 def training_point(features: int = 8, seed: int = 0) -> np.ndarray:
     """The one training point x of :func:`train_toy`: N(0, I/k) from ``torch.Generator().manual_seed(seed)``."""
-    check_int("features", features, 1)
+    _check_features(features)
     check_int("seed", seed, 0)
     gen = torch.Generator().manual_seed(seed)
     return (torch.randn(features, generator=gen, dtype=torch.float64) / math.sqrt(features)).numpy()
@@ -356,12 +400,13 @@ def train_toy(gammas: Sequence[float], *, steps: int = 400, lr: float = 0.05, fe
     """Train the 2 × k linear model of §6.2 on one point, once per γ, from the same constant weights.
 
     ``x`` is :func:`training_point` (features, seed). Every run starts at a₀ = b₀ (so the SD term starts at its
-    kink) and takes ``steps`` plain SGD steps of size ``lr`` on ``losses.sd_loss``.
+    kink) and takes ``steps`` plain SGD steps of size ``lr`` on ``losses.sd_loss``. The arguments are checked by
+    the rules of :func:`check_toy_params` (the γ distinct: one run each).
     """
-    gammas = check_numbers("gammas", gammas, inclusive=True)
-    check_int("steps", steps, 1)
+    gammas = check_gamma_grid("gammas", gammas)
+    steps = check_int("steps", steps, 1)
     lr = check_number("lr", lr)
-    init = check_number("init", init, low=-math.inf)
+    init = _check_init(init)
     check_scaling(scaling)
     x = training_point(features, seed)
     x_t = torch.from_numpy(x)

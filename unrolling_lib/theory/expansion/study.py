@@ -19,7 +19,7 @@ import pandas as pd
 from ...models import MODELS
 from ...training import cpu_threads
 from ...unlearning_error import unlearning_error
-from ...validation import ParameterError, check_choice, check_int, check_number, check_numbers
+from ...validation import ParameterError, check_choice, check_int, check_keys, check_number, check_numbers
 from .bounds import (
     OperatorNormCheck,
     batch_sigmas,
@@ -40,6 +40,7 @@ __all__ = [
     "ExpansionStudy",
     "SigmaComparison",
     "bound_summary",
+    "check_expansion_params",
     "expansion_study",
     "sigma_comparison",
     "sigma_lr",
@@ -67,6 +68,34 @@ EXPANSION_DEFAULTS: dict[str, dict[str, Any]] = {
 # Models whose loss is only piecewise smooth (ReLU, max-pool): the Taylor expansion of §5 holds up to the
 # nearest switch only, so the predicted slopes 2 and 3 are not expected of them.
 PIECEWISE_SMOOTH_MODELS = ("small_cnn",)
+
+
+def check_expansion_params(**params: Any) -> dict[str, Any]:
+    """Check the §5 parameters (the keys of :data:`EXPANSION_DEFAULTS`) before any work; return them normalised
+    (``models`` as a list, Python ints, learning rates as floats). The one set of rules: :func:`expansion_study`
+    applies it, and the chapter's ``setup(..., check=check_expansion_params)`` too. Each model is named once and
+    each learning rate given once (one row per model and η); the batch fits the subset (whose upper bound is the
+    data's, checked on loading); ``unlearn_step`` is one of the ``steps`` steps."""
+    check_keys("§5", params, _QUICK, kind="study")
+    q = params
+    models = q["models"]
+    if isinstance(models, str) or not isinstance(models, Sequence) or not models:
+        raise ParameterError(f"models={models!r} is not allowed; name at least one model in a list "
+                             "('mlp', 'smooth_cnn', 'small_cnn')")
+    names = [check_choice(f"models[{i}]", name, tuple(MODELS)) for i, name in enumerate(models)]
+    if len(set(names)) != len(names):
+        raise ParameterError(f"models={models!r} is not allowed; name each model once")
+    subset = check_int("subset", q["subset"], 1)
+    steps = check_int("steps", q["steps"], 2)
+    return {
+        "models": names,
+        "subset": subset,
+        "batch_size": check_int("batch_size", q["batch_size"], 1, subset),
+        "steps": steps,
+        "lrs": check_numbers("lrs", q["lrs"], distinct=True),
+        "bound_lrs": check_numbers("bound_lrs", q["bound_lrs"], distinct=True),
+        "unlearn_step": check_int("unlearn_step", q["unlearn_step"], 0, steps - 1),
+    }
 
 
 def unlearning_table(problem: ExpansionProblem, lrs: Sequence[float], unlearn_step: int,
@@ -146,20 +175,16 @@ def expansion_study(models: Sequence[str] = tuple(_QUICK["models"]), *, subset: 
     model (§5.1–5.3). The defaults are the quick profile's (:data:`EXPANSION_DEFAULTS`).
 
     ``threads``: torch CPU threads inside (one by default: these models are far too small to gain from more,
-    and on shared cores extra threads slow every step down; ``None`` leaves the setting alone).
+    and on shared cores extra threads slow every step down; ``None`` leaves the setting alone). Every argument of
+    :data:`EXPANSION_DEFAULTS` is checked first, by :func:`check_expansion_params`.
     """
-    if isinstance(models, str) or not isinstance(models, Sequence) or not models:
-        raise ParameterError(f"models={models!r} is not allowed; name at least one model in a list "
-                             "('mlp', 'smooth_cnn', 'small_cnn')")
-    for i, name in enumerate(models):
-        check_choice(f"models[{i}]", name, tuple(MODELS))
-    steps = check_int("steps", steps, 2)
-    unlearn_step = check_int("unlearn_step", unlearn_step, 0, steps - 1)
-    lrs, bound_lrs = check_numbers("lrs", lrs), check_numbers("bound_lrs", bound_lrs)
+    p = check_expansion_params(models=models, subset=subset, batch_size=batch_size, steps=steps, lrs=lrs,
+                               bound_lrs=bound_lrs, unlearn_step=unlearn_step)
+    steps, lrs, bound_lrs, unlearn_step = p["steps"], p["lrs"], p["bound_lrs"], p["unlearn_step"]
     with cpu_threads(threads):
         problems, sigmas, tables, bounds, unlearning = {}, [], [], [], []
-        for name in models:
-            problem = build_problem(name, subset=subset, batch_size=batch_size, steps=steps, seed=seed)
+        for name in p["models"]:
+            problem = build_problem(name, subset=p["subset"], batch_size=p["batch_size"], steps=steps, seed=seed)
             sig = batch_sigmas(problem)
             problems[name] = problem
             sigmas.append(sig.assign(model=name))
