@@ -6,6 +6,7 @@ after ``make test``.
 """
 
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -36,9 +37,13 @@ def _run(args: list[str], **kw) -> subprocess.CompletedProcess:
 
 
 def test_every_chapter_runs_with_the_package_alone(tmp_path):
+    source = tmp_path / "source"  # a copy: building writes build/ and *.egg-info beside the sources
+    shutil.copytree(ROOT / "unrolling_lib", source / "unrolling_lib", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, source / name)
     wheel_dir = tmp_path / "wheel"
     built = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                  str(wheel_dir), str(ROOT)])
+                  str(wheel_dir), str(source)])
     assert built.returncode == 0, built.stderr[-2000:]
     (wheel,) = wheel_dir.glob("unrolling_lib-*.whl")
     env_dir = tmp_path / "lean"
