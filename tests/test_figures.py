@@ -93,7 +93,10 @@ def test_the_test_session_runs_chapters_headless_and_bounded(pytestconfig):
     import os
 
     assert os.environ.get("UNROLLING_HEADLESS") == "1"  # inherited by the kernels nbval starts
-    assert int(pytestconfig.option.nbval_cell_timeout) == 600  # _config.yml's execute.timeout
+    from unrolling_lib.book.runner import cell_timeout
+
+    assert int(pytestconfig.option.nbval_cell_timeout) == cell_timeout()  # _config.yml's execute.timeout
+    assert int(pytestconfig.option.nbval_cell_timeout) != 2000  # not nbval's own default
 
 
 def test_live_figure_sets_the_output_state_without_capturing_messages(monkeypatch):

@@ -79,7 +79,7 @@ def _check_type(name: str, value: Any, default: Any) -> Any:
     elif isinstance(default, int):
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif isinstance(default, (list, tuple)):
-        ok = isinstance(value, (list, tuple)) and len(value) > 0
+        ok = isinstance(value, (list, tuple))  # an empty list is a value rule: the section's checker says why
         if ok and default:
             value = [_check_type(f"{name}[{i}]", v, default[0]) for i, v in enumerate(value)]
     else:
