@@ -49,3 +49,23 @@ def test_result_files_get_the_usual_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
+
+
+def test_provenance_names_the_commit_and_whether_the_checkout_had_changes(tmp_path):
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "a.txt").write_text("1")
+    git("add", "a.txt")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "one")
+    head = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    clean = storage.provenance(repository=tmp_path)
+    assert clean["git_commit"] == head and clean["git_dirty"] is False
+    (tmp_path / "a.txt").write_text("2")
+    assert storage.provenance(repository=tmp_path)["git_dirty"] is True
+    outside = storage.provenance(repository=tmp_path / "nowhere")
+    assert outside["git_commit"] is None and outside["git_dirty"] is None
