@@ -139,3 +139,39 @@ def test_l2_penalty() -> None:
 def test_an_empty_batch_is_refused():
     with pytest.raises(ValueError, match="^logits must hold at least one sample"):
         sd_loss(torch.zeros(0, 3), torch.zeros(0, dtype=torch.long), 1.0)
+
+
+# --- γ units: code scaling vs Eq. 10 --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("num_classes", [2, 10, 100])
+def test_equation_gamma_gives_the_same_loss_in_both_scalings(num_classes):
+    from unrolling_lib.losses import code_gamma, equation_gamma, sd_loss
+
+    gen = torch.Generator().manual_seed(num_classes)
+    logits = torch.randn(7, num_classes, generator=gen, dtype=torch.float64)
+    targets = torch.randint(num_classes, (7,), generator=gen)
+    gamma_code = 20.0
+    gamma_eq = equation_gamma(gamma_code, num_classes)
+    assert torch.allclose(sd_loss(logits, targets, gamma_code, scaling="code"),
+                          sd_loss(logits, targets, gamma_eq, scaling="equation"), rtol=1e-12, atol=0)
+    assert code_gamma(gamma_eq, num_classes) == pytest.approx(gamma_code, rel=1e-14)
+
+
+def test_equation_gamma_values_quoted_in_the_book():
+    from unrolling_lib.losses import equation_gamma
+
+    assert equation_gamma(1.0, 10) == pytest.approx(0.1054, abs=1e-4)  # ≈ 0.105·γ on CIFAR-10
+    assert equation_gamma(1.0, 100) == pytest.approx(0.01005, abs=1e-5)  # ≈ 0.010·γ on CIFAR-100
+    assert equation_gamma(20.0, 10) == pytest.approx(2.108, abs=1e-3)  # γ = 20 of §8.3 ≈ 2.1 in Eq. 10's units
+    assert equation_gamma(1.0, 2) == pytest.approx(1 / math.sqrt(2))  # the toy chapter's γ/√2
+
+
+@pytest.mark.parametrize("bad", [{"num_classes": 1}, {"num_classes": 2.5}, {"gamma": -1.0}])
+def test_equation_gamma_refuses_bad_input(bad):
+    from unrolling_lib.losses import equation_gamma
+    from unrolling_lib.validation import ParameterError
+
+    args = {"gamma": 1.0, "num_classes": 10, **bad}
+    with pytest.raises(ParameterError, match=next(iter(bad))):
+        equation_gamma(**args)

@@ -8,7 +8,10 @@ SD loss adds γ times the standard deviation of each sample's logits to the cros
 
 :data:`DEFAULT_SCALING` is ``"code"`` everywhere in the library: every γ the paper reports (1…20 on CIFAR-10,
 50…250 on CIFAR-100, 0.01…1.5 on DistilBERT) was run with it, so a γ taken from the paper means what the paper
-meant. The toy classifier's chapter (§6.2) passes ``"equation"`` explicitly, because the paper's analysis of
+meant. The two are the same loss with γ rescaled: :func:`equation_gamma` converts a code-scaled γ to Eq. 10's
+units, γ_Eq10 = γ_code·√(C/(C − 1))/C (about 0.105·γ for C = 10 and 0.010·γ for C = 100, which is why the
+paper's CIFAR-100 grid is ten times larger than its CIFAR-10 grid), and :func:`code_gamma` converts back.
+The toy classifier's chapter (§6.2) passes ``"equation"`` explicitly, because the paper's analysis of
 Eq. 11 and its thresholds (γ < 1) are stated for Eq. 10 as printed.
 
 At zero spread (all logits of a sample equal, e.g. constant initial weights in the toy classifier of
@@ -20,6 +23,7 @@ kink there, like |x| at 0). Away from zero spread the gradient is the exact one.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -27,10 +31,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .params import trainable_parameters
-from .validation import ParameterError, check_choice, check_number
+from .validation import ParameterError, check_choice, check_int, check_number
 
-__all__ = ["DEFAULT_SCALING", "SCALINGS", "LossFn", "SDLoss", "batch_loss", "check_scaling", "l2_penalty",
-           "logit_std", "make_loss", "safe_sqrt", "sd_loss"]
+__all__ = ["DEFAULT_SCALING", "SCALINGS", "LossFn", "SDLoss", "batch_loss", "check_scaling", "code_gamma",
+           "equation_gamma", "l2_penalty", "logit_std", "make_loss", "safe_sqrt", "sd_loss"]
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 SCALINGS = ("code", "equation")
@@ -68,6 +72,27 @@ def _check_logits(logits: torch.Tensor) -> None:
 def check_scaling(scaling: str) -> str:
     """``scaling`` must be one of :data:`SCALINGS`; returns it."""
     return check_choice("scaling", scaling, SCALINGS)
+
+
+def _gamma_factor(num_classes: int) -> float:
+    """γ_Eq10 / γ_code for C classes: the code divides an unbiased std (÷(C − 1) inside the root) by C."""
+    c = check_int("num_classes", num_classes, 2)
+    return math.sqrt(c / (c - 1)) / c
+
+
+def equation_gamma(gamma: float, num_classes: int) -> float:
+    """The γ of Eq. 10 as printed (``scaling="equation"``) that gives the same loss as ``gamma`` in the released
+    code's scaling (``scaling="code"``) with ``num_classes`` classes: γ·√(C/(C − 1))/C.
+
+    For C = 10 that is about 0.105·γ, so the paper's γ = 20 on CIFAR-10 is about 2.1 in Eq. 10's units;
+    for C = 100 about 0.010·γ.
+    """
+    return check_number("gamma", gamma, inclusive=True) * _gamma_factor(num_classes)
+
+
+def code_gamma(gamma: float, num_classes: int) -> float:
+    """The inverse of :func:`equation_gamma`: the code-scaled γ equal to Eq. 10's ``gamma``."""
+    return check_number("gamma", gamma, inclusive=True) / _gamma_factor(num_classes)
 
 
 def sd_loss(logits: torch.Tensor, targets: torch.Tensor, gamma: float, *,
