@@ -101,3 +101,82 @@ def test_correlations() -> None:
     assert spearman(x, np.exp(x)) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="same length"):
         pearson([1, 2, 3], [1, 2])
+
+
+# --- correlations with their evidence ---------------------------------------------------------------------------
+
+
+def test_correlation_interval_is_fisher_z_by_hand() -> None:
+    from unrolling_lib.metrics import correlation
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=20)
+    y = x + rng.normal(size=20)
+    c = correlation(x, y)
+    r = np.corrcoef(x, y)[0, 1]
+    half = 1.959963984540054 / math.sqrt(20 - 3)
+    assert (c.r, c.n) == (pytest.approx(r, rel=1e-12), 20)
+    assert c.low == pytest.approx(math.tanh(math.atanh(r) - half), rel=1e-12)
+    assert c.high == pytest.approx(math.tanh(math.atanh(r) + half), rel=1e-12)
+    scipy_ci = __import__("scipy").stats.pearsonr(x, y).confidence_interval(0.95)  # an independent implementation
+    assert (c.low, c.high) == (pytest.approx(scipy_ci.low, rel=1e-10), pytest.approx(scipy_ci.high, rel=1e-10))
+    s = correlation(x, y, method="spearman")
+    ranks = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))
+    rho = np.corrcoef(*ranks)[0, 1]
+    half_s = 1.959963984540054 * math.sqrt(1.06 / 17)
+    assert s.r == pytest.approx(rho, rel=1e-12)
+    assert (s.low, s.high) == (pytest.approx(math.tanh(math.atanh(rho) - half_s)),
+                               pytest.approx(math.tanh(math.atanh(rho) + half_s)))
+
+
+def test_four_points_cannot_tell_0708_from_096() -> None:
+    """The review's example: Pearson 0.708 across four γ values has a 95% interval of about −0.79 to 0.99."""
+    from unrolling_lib.metrics import _fisher_interval
+
+    low, high = _fisher_interval(0.708, 4, 0.95, 1.0)
+    assert low == pytest.approx(-0.79, abs=0.01) and high == pytest.approx(0.99, abs=0.01)
+    assert low < 0.96 < high
+
+
+def test_correlation_interval_covers_the_true_value_95_percent_of_the_time() -> None:
+    from unrolling_lib.metrics import correlation
+
+    rng = np.random.default_rng(2)
+    rho, n, reps = 0.6, 25, 2000
+    cov = [[1, rho], [rho, 1]]
+    hits = 0
+    for _ in range(reps):
+        xy = rng.multivariate_normal([0, 0], cov, size=n)
+        c = correlation(xy[:, 0], xy[:, 1])
+        hits += c.low <= rho <= c.high
+    assert abs(hits / reps - 0.95) < 0.02  # binomial sd at 2000 reps ≈ 0.005
+
+
+def test_correlation_edge_cases_and_bad_input() -> None:
+    from unrolling_lib.metrics import correlation
+    from unrolling_lib.validation import ParameterError
+
+    three = correlation([1, 2, 3], [1, 3, 2])
+    assert (three.low, three.high, three.n) == (-1.0, 1.0, 3)  # no interval from three points
+    flat = correlation([1, 2, 3, 4], [5, 5, 5, 5])
+    assert math.isnan(flat.r) and "undefined" in flat.describe()
+    assert correlation([1, 2, 3, 4, 5], [2, 4, 6, 8, 10]).describe() == "Pearson 1.00 (n = 5, 95% CI 1.00 to 1.00)"
+    with pytest.raises(ParameterError, match="method="):
+        correlation([1, 2, 3], [1, 2, 3], method="kendall")
+    with pytest.raises(ParameterError, match="confidence="):
+        correlation([1, 2, 3], [1, 2, 3], confidence=1.5)
+
+
+def test_increments_separate_a_shared_trend_from_shared_steps() -> None:
+    """Two series that both grow along t correlate in level whatever their steps do; their increments do not."""
+    from unrolling_lib.metrics import correlation, increment_correlation
+
+    rng = np.random.default_rng(3)
+    t = np.arange(1, 41, dtype=float)
+    a = t + np.cumsum(rng.normal(scale=0.3, size=40))
+    b = t ** 2 / 40 + np.cumsum(rng.normal(scale=0.3, size=40))  # the same trend, independent steps
+    assert correlation(a, b).r > 0.95
+    inc = increment_correlation(a, b)
+    assert inc.n == 39 and inc.low < 0 < inc.high
+    steps = rng.normal(size=40)
+    assert increment_correlation(np.cumsum(steps), np.cumsum(2 * steps + 1)).r == pytest.approx(1.0)
