@@ -503,3 +503,27 @@ def test_study_defaults_are_the_quick_profile_and_model_names_are_checked_first(
         ex.expansion_study(["mlp", "cnn"])
     with pytest.raises(ParameterError, match="^model='cnn' is not allowed; choose one of"):
         ex.build_problem("cnn")
+
+
+@pytest.mark.parametrize("unlearn_step", [0, 2, 4])
+def test_product_grid_against_dense_hessians(unlearn_step: int) -> None:
+    """Every H_i·g_j of Eq. 6 from the dense Hessian; x̂_{i*}'s row and column are the t − 1 terms behind v."""
+    from unrolling_lib.theory.expansion.terms import product_grid
+
+    problem = _tanh_problem(steps=5)
+    hs = [_autograd_hessian(problem, i) for i in range(problem.steps)]
+    gs = [_autograd_gradient(problem, i) for i in range(problem.steps)]
+    grid = product_grid(problem, unlearn_step, sigma_avg=2.0)
+    t = problem.steps
+    assert len(grid.table) == t * (t - 1) // 2 and grid.table["with_unlearned"].sum() == t - 1
+    total, marked = torch.zeros_like(gs[0]), torch.zeros_like(gs[0])
+    for row in grid.table.itertuples():
+        assert row.i > row.j
+        product = hs[row.i] @ gs[row.j]
+        assert row.norm == pytest.approx(float(product.norm()), rel=1e-10)
+        total += product
+        if unlearn_step in (row.i, row.j):
+            marked += product
+    assert grid.c_norm == pytest.approx(float(total.norm()), rel=1e-10)
+    assert grid.unlearned_norm == pytest.approx(float(marked.norm()), rel=1e-10)
+    assert grid.eq9_norm == pytest.approx(float(sum(gs).norm()) / t * 2.0 * t * (t - 1) / 2, rel=1e-10)

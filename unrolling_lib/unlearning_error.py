@@ -9,6 +9,12 @@ Two variants the §5 chapter measures beside it: :func:`eq8_consistent_bound` (�
 substitution Eq. 6 → 7 makes when Σ g_j is replaced consistently by (w₀ − w_t)/η) and :func:`eq8_rigorous_bound`
 (η² Σ_i σ_i ‖Σ_{j<i} g_j‖, what the triangle inequality and the operator norm give without substitution).
 
+Where e means anything. Eq. 6–9 keep only the η² term of the expansion of SGD around w₀. Its order-k term
+has C(t, k) products of size about σ^{k−1}‖g‖, so successive orders shrink only while η·t·σ ≪ 1
+(:func:`eta_t_sigma`), not merely while η ≪ 1. Past η·t·σ ≈ 1, curvature makes SGD forget its early steps:
+the verification error of forgetting x̂₁ saturates near η‖g_{x̂₁}‖ while e keeps growing like t·‖w_t − w₀‖.
+Every figure that shows e along t should show η·t·σ beside it.
+
 :class:`UnlearningErrorMonitor` records e(t) during training: σ is the Hessian's largest singular value (|λ|
 of its eigenvalue of largest magnitude; or sqrt(λ) as the released code computed it, ``sigma_mode="paper"``),
 sampled every ``every`` steps (§5.3: "working with the average also allows one to only compute σ every
@@ -48,6 +54,7 @@ __all__ = [
     "eq8_bound",
     "eq8_consistent_bound",
     "eq8_rigorous_bound",
+    "eta_t_sigma",
     "sigma_avg",
     "unlearning_error",
     "weight_change",
@@ -73,6 +80,22 @@ def unlearning_error(lr: float, steps: int, weight_change: float, sigma_avg: flo
     wc = check_number("weight_change", weight_change, inclusive=True)
     sigma_avg = check_number("sigma_avg", sigma_avg, inclusive=True)
     return lr**2 * (wc / t) * sigma_avg * _pairs(t)
+
+
+def eta_t_sigma(lr: Any, steps: Any, sigma: Any) -> Any:
+    """η·t·σ, the number that decides whether the η² truncation behind Eq. 8–9 holds (≪ 1) or not (≳ 1).
+
+    The ratio of the order-(k+1) to the order-k term of the expansion is about η·σ·(t − k)/(k + 1); on a
+    quadratic with curvature σ the η² term overestimates the exact remainder by about η·t·σ/2 once that is large.
+    Takes scalars or arrays (NumPy broadcasting; a pandas Series stays a Series), all non-negative.
+    """
+    for name, value in (("lr", lr), ("steps", steps), ("sigma", sigma)):
+        values = np.asarray(value, dtype=np.float64)
+        if values.size == 0 or not np.all(np.isfinite(values)) or np.any(values < 0):
+            raise ParameterError(f"{name}={value!r} is not allowed; use finite non-negative numbers")
+    if all(np.ndim(v) == 0 for v in (lr, steps, sigma)):
+        return float(lr) * float(steps) * float(sigma)
+    return lr * steps * sigma
 
 
 def eq8_bound(lr: float, steps: int, weight_change: float, sigma_max: float) -> float:

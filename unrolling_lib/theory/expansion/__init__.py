@@ -8,7 +8,10 @@ bounded by Eq. 8 (σ = max_i σ_i) and estimated by the unlearning error of Eq. 
 - :mod:`.problem`: the problem (a float64 model at w₀ and the batches of a fixed order), g_i, H_i·v through
   :class:`unrolling_lib.curvature.HVPOperator`, and the paths: real SGD, first order, Eq. 4–5, c_t of Eq. 6.
 - :mod:`.bounds`: σ per batch in both modes, Eq. 8–9 beside ‖η² c_t‖, the log-log slopes in η.
-- :mod:`.terms`: the recursion run on symbols, which terms contain a batch, their numerical value.
+- :mod:`.terms`: the recursion run on symbols, which terms contain a batch, their numerical value, and the grid
+  of products H_i·g_j (what e bounds against what v is made of).
+- :mod:`.regime`: where the η² truncation holds (η·t·σ ≪ 1): closed forms on a quadratic, the same measured on
+  a model.
 - :mod:`.study`: single-gradient unlearning against retraining, the chapter's study and what it reads off it.
 
 Figures of this section are in :mod:`unrolling_lib.figures.expansion`.
@@ -35,6 +38,15 @@ from .problem import (
     second_order_path,
     sgd_path,
 )
+from .regime import (
+    REGIME_COLUMNS,
+    quadratic_order_term,
+    quadratic_regime,
+    quadratic_remainder,
+    quadratic_verification_error,
+    quadratic_weight_change,
+    regime_table,
+)
 from .study import (
     EXPANSION_DEFAULTS,
     PIECEWISE_SMOOTH_MODELS,
@@ -52,9 +64,11 @@ from .study import (
     unlearning_table,
 )
 from .terms import (
+    ProductGrid,
     SymbolicCheck,
     count_terms_with,
     evaluate_terms,
+    product_grid,
     symbolic_check,
     symbolic_terms,
     term_count_table,
@@ -63,11 +77,13 @@ from .terms import (
 __all__ = [
     "EXPANSION_DEFAULTS",
     "PIECEWISE_SMOOTH_MODELS",
+    "REGIME_COLUMNS",
     "RIGOROUS_RTOL",
     "BoundSummary",
     "ExpansionProblem",
     "ExpansionStudy",
     "OperatorNormCheck",
+    "ProductGrid",
     "SigmaComparison",
     "SigmaSummary",
     "SymbolicCheck",
@@ -86,6 +102,13 @@ __all__ = [
     "gradients_at_w0",
     "hvp_at_w0",
     "operator_norm_check",
+    "product_grid",
+    "quadratic_order_term",
+    "quadratic_regime",
+    "quadratic_remainder",
+    "quadratic_verification_error",
+    "quadratic_weight_change",
+    "regime_table",
     "problem_from",
     "second_order_path",
     "sgd_path",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,7 +30,8 @@ from .bounds import (
     sigma_summary,
 )
 from .problem import ExpansionProblem, build_problem, gradients_at_w0, sgd_path
-from .terms import evaluate_terms, symbolic_terms
+from .regime import REGIME_COLUMNS, quadratic_regime, regime_table
+from .terms import ProductGrid, evaluate_terms, product_grid, symbolic_terms
 
 __all__ = [
     "EXPANSION_DEFAULTS",
@@ -57,11 +58,13 @@ _QUICK: dict[str, Any] = {
     "lrs": [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2],
     "bound_lrs": [0.01, 0.03, 0.1, 0.3, 1.0],
     "unlearn_step": 4,
+    "regime_steps": 200,
+    "regime_lrs": [0.01, 0.1],
 }
 EXPANSION_DEFAULTS: dict[str, dict[str, Any]] = {
     "quick": dict(_QUICK),
-    "colab": {**_QUICK, "subset": 1437, "batch_size": 32, "steps": 40},
-    "paper": {**_QUICK, "subset": 1437, "batch_size": 32, "steps": 100,
+    "colab": {**_QUICK, "subset": 1437, "batch_size": 32, "steps": 40, "regime_steps": 400},
+    "paper": {**_QUICK, "subset": 1437, "batch_size": 32, "steps": 100, "regime_steps": 1000,
               "lrs": [3e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2]},
 }
 
@@ -95,6 +98,8 @@ def check_expansion_params(**params: Any) -> dict[str, Any]:
         "lrs": check_numbers("lrs", q["lrs"], distinct=True),
         "bound_lrs": check_numbers("bound_lrs", q["bound_lrs"], distinct=True),
         "unlearn_step": check_int("unlearn_step", q["unlearn_step"], 0, steps - 1),
+        "regime_steps": check_int("regime_steps", q["regime_steps"], 2),
+        "regime_lrs": check_numbers("regime_lrs", q["regime_lrs"], distinct=True),
     }
 
 
@@ -141,7 +146,10 @@ class ExpansionStudy:
     """Everything the §5 chapter shows, per model: the problems, σ per batch (``sigmas``, with a ``model``
     column), the expansion tables (``table`` over the slope learning rates ``lrs``, ``bound_table`` over the
     larger ``bound_lrs``), the fitted slopes and the unlearning table for the batch at ``unlearn_step``, all over
-    ``steps`` SGD steps."""
+    ``steps`` SGD steps. For the first smooth model: ``regime`` (:func:`~.regime.regime_table` over
+    ``regime_steps`` steps at each of ``regime_lrs``, σ = its mean σ at w₀, beside the quadratic's closed forms
+    at the same η and σ) and ``grid`` (:func:`~.terms.product_grid` of its ``steps`` batches); empty and
+    ``None`` without a smooth model."""
 
     problems: dict[str, ExpansionProblem]
     sigmas: pd.DataFrame
@@ -153,6 +161,8 @@ class ExpansionStudy:
     steps: int
     lrs: list[float]
     bound_lrs: list[float]
+    regime: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(REGIME_COLUMNS)))
+    grid: ProductGrid | None = None
 
     @property
     def models(self) -> list[str]:
@@ -169,8 +179,9 @@ def expansion_study(models: Sequence[str] = tuple(_QUICK["models"]), *, subset: 
                     batch_size: int = _QUICK["batch_size"], steps: int = _QUICK["steps"],
                     lrs: Sequence[float] = tuple(_QUICK["lrs"]),
                     bound_lrs: Sequence[float] = tuple(_QUICK["bound_lrs"]),
-                    unlearn_step: int = _QUICK["unlearn_step"], seed: int = 0, threads: int | None = 1
-                    ) -> ExpansionStudy:
+                    unlearn_step: int = _QUICK["unlearn_step"], regime_steps: int = _QUICK["regime_steps"],
+                    regime_lrs: Sequence[float] = tuple(_QUICK["regime_lrs"]), seed: int = 0,
+                    threads: int | None = 1) -> ExpansionStudy:
     """Run :func:`~.bounds.expansion_table`, :func:`~.bounds.fit_slopes` and :func:`unlearning_table` for every
     model (§5.1–5.3). The defaults are the quick profile's (:data:`EXPANSION_DEFAULTS`).
 
@@ -179,7 +190,8 @@ def expansion_study(models: Sequence[str] = tuple(_QUICK["models"]), *, subset: 
     :data:`EXPANSION_DEFAULTS` is checked first, by :func:`check_expansion_params`.
     """
     p = check_expansion_params(models=models, subset=subset, batch_size=batch_size, steps=steps, lrs=lrs,
-                               bound_lrs=bound_lrs, unlearn_step=unlearn_step)
+                               bound_lrs=bound_lrs, unlearn_step=unlearn_step, regime_steps=regime_steps,
+                               regime_lrs=regime_lrs)
     steps, lrs, bound_lrs, unlearn_step = p["steps"], p["lrs"], p["bound_lrs"], p["unlearn_step"]
     with cpu_threads(threads):
         problems, sigmas, tables, bounds, unlearning = {}, [], [], [], []
@@ -191,11 +203,29 @@ def expansion_study(models: Sequence[str] = tuple(_QUICK["models"]), *, subset: 
             tables.append(expansion_table(problem, lrs, sig))
             bounds.append(expansion_table(problem, bound_lrs, sig))
             unlearning.append(unlearning_table(problem, sorted({*lrs, *bound_lrs}), unlearn_step, sig))
+        sigmas = pd.concat(sigmas, ignore_index=True)
+        regime, grid = _regime_and_grid(problems, sigmas, p, seed)
     table = pd.concat(tables, ignore_index=True)
-    return ExpansionStudy(problems=problems, sigmas=pd.concat(sigmas, ignore_index=True), table=table,
+    return ExpansionStudy(problems=problems, sigmas=sigmas, table=table,
                           bound_table=pd.concat(bounds, ignore_index=True), slopes=fit_slopes(table),
                           unlearning=pd.concat(unlearning, ignore_index=True), unlearn_step=unlearn_step,
-                          steps=steps, lrs=lrs, bound_lrs=bound_lrs)
+                          steps=steps, lrs=lrs, bound_lrs=bound_lrs, regime=regime, grid=grid)
+
+
+def _regime_and_grid(problems: dict[str, ExpansionProblem], sigmas: pd.DataFrame, p: dict[str, Any],
+                     seed: int) -> tuple[pd.DataFrame, ProductGrid | None]:
+    """The study's ``regime`` and ``grid`` for its first smooth model (see :class:`ExpansionStudy`)."""
+    smooth = [m for m in problems if m not in PIECEWISE_SMOOTH_MODELS]
+    if not smooth:
+        return pd.DataFrame(columns=list(REGIME_COLUMNS)), None
+    name = smooth[0]
+    sigma = float(sigmas.loc[sigmas["model"] == name, "sigma_spectral"].mean())
+    grid = product_grid(problems[name], p["unlearn_step"], sigma_avg=sigma)
+    long = build_problem(name, subset=p["subset"], batch_size=p["batch_size"], steps=p["regime_steps"], seed=seed)
+    measured = regime_table(long, p["regime_lrs"], sigma)
+    g0 = float(gradients_at_w0(long.head(1))[0].norm())
+    closed = [quadratic_regime(lr, sigma, list(range(2, p["regime_steps"] + 1)), g=g0) for lr in p["regime_lrs"]]
+    return pd.concat([*closed, measured], ignore_index=True), grid
 
 
 def slope_regime(slopes: pd.DataFrame, models: Sequence[str], *, ratio_max: float = 0.1) -> pd.DataFrame:

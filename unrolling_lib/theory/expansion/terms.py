@@ -20,9 +20,11 @@ from ...validation import check_int
 from .problem import ExpansionProblem, eta2_coefficients, gradients_at_w0, hvp_at_w0
 
 __all__ = [
+    "ProductGrid",
     "SymbolicCheck",
     "count_terms_with",
     "evaluate_terms",
+    "product_grid",
     "symbolic_check",
     "symbolic_terms",
     "term_count_table",
@@ -114,3 +116,45 @@ def symbolic_check(problem: ExpansionProblem, steps: int | None = None) -> Symbo
     direct = eta2_coefficients(sub, grads)[-1]
     return SymbolicCheck(t=steps, terms=len(terms), c_norm=float(direct.norm()),
                          relative_difference=float((by_terms - direct).norm() / direct.norm()))
+
+
+@dataclass
+class ProductGrid:
+    """The t(t − 1)/2 products H_i·g_j (i > j) of Eq. 6 on one problem, and which of them hold x̂_{i*}.
+
+    ``table``: one row per product, columns ``i``, ``j``, ``norm`` = ‖H_i·g_j‖ and ``with_unlearned``
+    (i = i* or j = i*: the t − 1 terms behind v). ``c_norm`` = ‖Σ_{i>j} H_i·g_j‖ = ‖c_t‖ (the whole η² term,
+    over η²); ``unlearned_norm`` = ‖Σ of the products with x̂_{i*}‖ (v/η² to leading order); ``eq9_norm`` =
+    ‖Σ_j g_j‖/t · σ_avg · t(t − 1)/2, Eq. 9 over η² with its weight change taken as η‖Σ g‖ (the consistent
+    power of η; ``nan`` without ``sigma_avg``): a bound of the kind of Eq. 8 on ‖c_t‖, whichever batch is
+    forgotten.
+    """
+
+    unlearn_step: int
+    t: int
+    table: pd.DataFrame
+    c_norm: float
+    unlearned_norm: float
+    eq9_norm: float
+
+
+def product_grid(problem: ExpansionProblem, unlearn_step: int, sigma_avg: float | None = None) -> ProductGrid:
+    """Every product H_i·g_j of Eq. 6 (i > j) on ``problem`` with its norm, x̂_{``unlearn_step``}'s row and
+    column marked (§5.2: what e bounds against what v is made of). t − 1 matrix-vector products of
+    :class:`~unrolling_lib.curvature.HVPOperator` (one ``matmat`` per Hessian)."""
+    t = problem.steps
+    unlearn_step = check_int("unlearn_step", unlearn_step, 0, t - 1)
+    grads = gradients_at_w0(problem)
+    rows, total, unlearned = [], torch.zeros_like(problem.w0), torch.zeros_like(problem.w0)
+    for i in range(1, t):
+        products = hvp_at_w0(problem, i, grads[:i])  # row j: H_i · g_j
+        total = total + products.sum(0)
+        for j, norm in enumerate(products.norm(dim=1).tolist()):
+            marked = unlearn_step in (i, j)
+            rows.append({"i": i, "j": j, "norm": norm, "with_unlearned": marked})
+            if marked:
+                unlearned = unlearned + products[j]
+    eq9 = (float(grads.sum(0).norm()) / t * float(sigma_avg) * t * (t - 1) / 2 if sigma_avg is not None
+           else float("nan"))
+    return ProductGrid(unlearn_step=unlearn_step, t=t, table=pd.DataFrame(rows), c_norm=float(total.norm()),
+                       unlearned_norm=float(unlearned.norm()), eq9_norm=eq9)
