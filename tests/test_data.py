@@ -317,6 +317,47 @@ def test_batch_order_without_skips_exactly_one_step() -> None:
         single.check_step("unlearn_step", 0)
 
 
+def test_batch_order_without_several_steps_at_once() -> None:
+    order = BatchOrder(20, 4, epochs=3, seed=1)
+    full = [b.tolist() for b in order]
+    kept = [b for j, b in enumerate(full) if j not in (0, 7, 14)]
+    for m in (order.without(0, 7, 14), order.without([14, 0, 7]), order.without(np.array([0, 7, -1])),
+              order.without(range(0, 15, 7))):
+        assert [b.tolist() for b in m] == kept and m.skipped == (0, 7, 14)
+    assert order.without(0, 7, 14) == order.without(14).without(7).without(0)
+    # Numbered as in the order it is called on: after skipping 3, steps 3 and 4 are the original 4 and 5.
+    assert order.without(3).without(3, 4).skipped == (3, 4, 5)
+    assert order.without(0, 1, 2).without(0).skipped == (0, 1, 2, 3)
+    with pytest.raises(ParameterError, match=r"^steps=\[2, 2\] is not allowed; give distinct steps"):
+        order.without(2, 2)
+    with pytest.raises(ParameterError, match=r"^steps=\[14, -1\] is not allowed; give distinct steps"):
+        order.without([14, -1])
+    with pytest.raises(ParameterError, match=r"^step=15 is not allowed; use an int in \[-15, 14\]$"):
+        order.without(0, 15)
+    for empty in ((), ([],)):
+        with pytest.raises(ParameterError, match=r"^steps=\[\] is not allowed; give at least one step"):
+            order.without(*empty)
+    assert len(order) == 15 and order.skipped == ()
+
+
+def test_batch_order_steps_of_a_batch() -> None:
+    order = BatchOrder.from_batches([[0, 1], [2, 3], [1, 0], [4, 1], [0, 1, 2]], n=6)
+    assert order.steps_of([1, 0]) == [0, 2] and order.steps_of(np.array([3, 2])) == [1]
+    assert order.steps_of([0, 4]) == [] and order.steps_of([0]) == []  # exactly the set, not a part of it
+    for batch in ([0, 1], [2, 3], [0, 4], [0, 1, 2]):
+        assert len(order.steps_of(batch)) == order.times_used(batch)
+    assert order.without(2).steps_of([0, 1]) == [0] and order.without(0).steps_of([0, 1]) == [1]
+    with pytest.raises(ParameterError, match=r"^batch=\[\] is not allowed; give a non-empty batch"):
+        order.steps_of([])
+    # The released set-up: the forgotten block opens every epoch; the retrained order never sees it.
+    block = [8, 9]
+    rest = BatchOrder(8, 2, epochs=3, seed=0)
+    released = BatchOrder.from_batches([b for e in range(3) for b in [block, *list(rest)[4 * e:4 * (e + 1)]]], n=10)
+    assert released.steps_of(block) == [0, 5, 10] and released.times_used(block) == 3
+    retrained = released.without(released.steps_of(block))
+    assert [b.tolist() for b in retrained] == [b.tolist() for b in rest] and retrained.times_used(block) == 0
+
+
 def test_batch_order_counts() -> None:
     order = BatchOrder.from_batches([[0, 1], [2, 3], [1, 0], [4, 1]], n=6)
     assert order.times_used([0, 1]) == 2 and order.times_used(np.array([3, 2])) == 1

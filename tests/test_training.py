@@ -49,6 +49,157 @@ def test_lockstep_retrained_equals_separate_retraining_bit_for_bit(digits, step,
     assert not same_state(pair.model, pair.retrained)
     assert np.isnan(pair.retrained_losses[step]) and np.isfinite(np.delete(pair.retrained_losses, step)).all()
     np.testing.assert_array_equal(np.delete(pair.retrained_losses, step), alone.losses)
+    assert pair.unlearn_step == step and pair.unlearn_steps == (step,)
+
+
+def tiny_problem(seed: int = 0) -> tuple[torch.nn.Module, tuple[torch.Tensor, torch.Tensor], BatchOrder]:
+    """A float64 two-layer network, 24 random samples of 5 features in 3 classes, 12 steps of 6 samples."""
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Tanh(), torch.nn.Linear(7, 3)).double()
+    data = (torch.randn(24, 5, generator=gen, dtype=torch.float64), torch.randint(0, 3, (24,), generator=gen))
+    return model, data, BatchOrder(24, 6, steps=12, seed=seed)
+
+
+@pytest.mark.parametrize(("momentum", "weight_decay"), [(0.9, 5e-4), (0.9, 0.0), (0.0, 5e-4), (0.5, 0.1)])
+@pytest.mark.parametrize("foreach", [False, True])
+def test_momentum_and_weight_decay_are_torch_sgd(momentum, weight_decay, foreach):
+    model, data, order = tiny_problem()
+    reference = copy.deepcopy(model)
+    plain = train(copy.deepcopy(model), data, order, lr=0.1, progress=False).model
+    train(model, data, order, lr=0.1, momentum=momentum, weight_decay=weight_decay, progress=False)
+    opt = torch.optim.SGD(reference.parameters(), lr=0.1, momentum=momentum, weight_decay=weight_decay,
+                          foreach=foreach)
+    for indices in order:
+        x, y = batch_tensors(data, indices)
+        opt.zero_grad()
+        F.cross_entropy(reference(x), y).backward()
+        opt.step()
+    for p, q in zip(model.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=1e-12)
+    assert not same_state(model, plain)  # the options do change the run (so the comparison can fail)
+
+
+def test_zero_momentum_and_weight_decay_are_the_plain_sgd_bits(digits):
+    w0 = build_model("small_cnn", 10, seed=2, batch_norm=True)
+    order = BatchOrder(len(digits), 32, steps=20, seed=3)
+    default = train(copy.deepcopy(w0), digits, order, lr=0.1, gamma=5.0, progress=False).model
+    zeros = train(copy.deepcopy(w0), digits, order, lr=0.1, gamma=5.0, momentum=0.0, weight_decay=0, progress=False)
+    # The update written out: w ← w − η ∇L, one fused foreach addition (what the library did before the options).
+    manual = copy.deepcopy(w0).train()
+    params = [p for p in manual.parameters() if p.requires_grad]
+    for indices in order:
+        x, y = batch_tensors(digits, indices)
+        grads = torch.autograd.grad(sd_loss(manual(x), y, 5.0), params)
+        with torch.no_grad():
+            torch._foreach_add_(params, grads, alpha=-0.1)
+    assert same_state(zeros.model, default) and same_state(default, manual)
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_lockstep_with_several_skips_and_momentum_equals_separate_retraining(digits, batch_norm):
+    """The released set-up: momentum, weight decay and the forgotten block skipped at the front of every epoch."""
+    w0 = build_model("small_cnn", 10, seed=5, batch_norm=batch_norm)
+    seeded = BatchOrder(len(digits), 32, epochs=3, seed=2)
+    block = seeded[5]
+    # Each epoch opens with the block and then has 15 of its own batches (the 6th of each is dropped).
+    batches = list(seeded)
+    order = BatchOrder.from_batches([b for e in range(3) for b in [block, *batches[16 * e:16 * e + 5],
+                                                                  *batches[16 * e + 6:16 * (e + 1)]]], len(digits))
+    skips = order.steps_of(block)
+    assert skips == [0, 16, 32] and order.times_used(block) == 3
+    kwargs = dict(lr=0.05, gamma=5.0, momentum=0.9, weight_decay=5e-4, progress=False)
+    pair = train_lockstep(copy.deepcopy(w0), digits, order, unlearn_step=skips, **kwargs)
+    alone = train(copy.deepcopy(w0), digits, order.without(skips), **kwargs)
+    full = train(copy.deepcopy(w0), digits, order, **kwargs)
+    assert same_state(pair.retrained, alone.model) and same_state(pair.model, full.model)
+    assert pair.unlearn_step == 0 and pair.unlearn_steps == (0, 16, 32)
+    assert np.isnan(pair.retrained_losses[skips]).all()
+    np.testing.assert_array_equal(np.delete(pair.retrained_losses, skips), alone.losses)
+    # Skipping once is not the same M′: the block seen in two epochs leaves its mark.
+    once = train(copy.deepcopy(w0), digits, order.without(0), **kwargs)
+    assert not same_state(once.model, alone.model)
+    # Steps given in any order and counted from the end name the same steps.
+    again = train_lockstep(copy.deepcopy(w0), digits, order, unlearn_step=(-16, 0, 16), **kwargs)
+    assert again.unlearn_steps == (0, 16, 32) and same_state(again.retrained, alone.model)
+
+
+class UpdateRecorder:
+    """Records every step's weights and the update handed over at the steps in ``wanted``."""
+
+    every = 1
+
+    def __init__(self, wanted: set[int]) -> None:
+        self.wanted, self.updates, self.weights = wanted, {}, []
+
+    def on_start(self, model):
+        self.weights.append([p.detach().clone() for p in model.parameters()])
+
+    def wants_update(self, step, indices):
+        return step in self.wanted
+
+    def on_step(self, state: StepState) -> None:
+        self.weights.append([p.detach().clone() for p in state.model.parameters()])
+        if state.step in self.wanted:
+            self.updates[state.step] = [u.clone() for u in state.update]
+
+
+def test_update_handed_to_callbacks_is_the_applied_momentum_step():
+    model, data, order = tiny_problem(seed=1)
+    mu, wd, lr = 0.9, 5e-4, 0.1
+    rec = UpdateRecorder({4, 5, 9})
+    train_lockstep(model, data, order, unlearn_step=[2, 4], lr=lr, momentum=mu, weight_decay=wd, callbacks=rec,
+                   progress=False)
+    assert sorted(rec.updates) == [4, 5, 9] and len(rec.weights) == 13
+    for s, update in rec.updates.items():
+        for u, after, before in zip(update, rec.weights[s + 1], rec.weights[s], strict=True):
+            assert torch.equal(u, after - before)
+    # And it is the momentum step w₆ − w₅ = μ (w₅ − w₄) − η (∇L(w₅) + λ w₅), not a plain gradient step.
+    at5 = copy.deepcopy(model)
+    with torch.no_grad():
+        for p, w in zip(at5.parameters(), rec.weights[5], strict=True):
+            p.copy_(w)
+    x, y = batch_tensors(data, order[5])
+    grads = torch.autograd.grad(F.cross_entropy(at5(x), y), list(at5.parameters()))
+    for u5, u4, g, w in zip(rec.updates[5], rec.updates[4], grads, rec.weights[5], strict=True):
+        torch.testing.assert_close(u5, mu * u4 - lr * (g + wd * w), rtol=0, atol=1e-12)
+        assert not torch.allclose(u5, -lr * (g + wd * w), rtol=0, atol=1e-6)
+
+
+def test_bad_momentum_weight_decay_and_skipped_steps_refused():
+    model, data, order = tiny_problem()
+    bad = [({"momentum": 1.0}, r"^momentum=1\.0 is not allowed; use a finite number >= 0 and < 1$"),
+           ({"momentum": -0.1}, r"^momentum=-0\.1 is not allowed"), ({"momentum": "x"}, r"^momentum='x' is not"),
+           ({"weight_decay": -1}, r"^weight_decay=-1 is not allowed; use a finite number >= 0$"),
+           ({"weight_decay": math.nan}, r"^weight_decay=nan")]
+    for kwargs, match in bad:
+        for fn in (train, noise_floor):
+            with pytest.raises(ParameterError, match=match):
+                fn(model, data, order, lr=0.1, progress=False, **kwargs)
+        with pytest.raises(ParameterError, match=match):
+            train_lockstep(model, data, order, unlearn_step=0, lr=0.1, progress=False, **kwargs)
+    for steps, match in [([2, 2], r"^unlearn_step=\[2, 2\] is not allowed; give distinct steps"),
+                         ([11, -1], r"^unlearn_step=\[11, -1\] is not allowed; give distinct"),
+                         ([0, 12], r"^unlearn_step\[1\]=12 is not allowed; use an int in \[-12, 11\]$"),
+                         ([0, 1.0], r"^unlearn_step\[1\]=1\.0 is not allowed"),
+                         ([], r"^unlearn_step=\[\] is not allowed"), (12, r"^unlearn_step=12 is not allowed")]:
+        with pytest.raises(ParameterError, match=match):
+            train_lockstep(model, data, order, unlearn_step=steps, lr=0.1, progress=False)
+    assert same_state(model, tiny_problem()[0])  # nothing was trained
+
+
+def test_divergence_message_names_momentum_and_weight_decay():
+    model, data, order = tiny_problem()
+    calls = {"n": 0}
+
+    def loss_fn(logits, targets):
+        calls["n"] += 1
+        return F.cross_entropy(logits, targets) * (math.inf if calls["n"] == 3 else 1.0)
+
+    with pytest.raises(TrainingDiverged, match=r"step 2 .*\(lr=0.1, loss_fn=loss_fn, momentum=0.9, "
+                                               r"weight_decay=0.0005\)"):
+        train(model, data, order, lr=0.1, loss_fn=loss_fn, momentum=0.9, weight_decay=5e-4, progress=False,
+              on_divergence="raise")
 
 
 def test_one_step_is_plain_sgd(digits):

@@ -1,7 +1,8 @@
 """Batch orders: the ordering *I* of §4.1, which samples make up the batch of every SGD step.
 
 :class:`BatchOrder` is seeded, replayable, can be saved and loaded, and ``order.without(i)`` is the same
-order with step ``i`` skipped — what the naively retrained model M′ of §8.3 is trained on.
+order with step ``i`` skipped — what the naively retrained model M′ of §8.3 is trained on
+(``order.without(i, k, …)`` skips several, e.g. every step of :meth:`BatchOrder.steps_of` a batch).
 """
 
 from __future__ import annotations
@@ -201,10 +202,26 @@ class BatchOrder:
         j = self._base_index(self.check_step("step", step))
         return None if self.steps_per_epoch is None else j // self.steps_per_epoch
 
-    def without(self, step: int) -> BatchOrder:
-        """The same order with step ``step`` skipped and all other steps kept, in order (§8.3's M′)."""
-        j = self._base_index(self.check_step("step", step))
-        return self._copy(tuple(sorted((*self._skipped, j))))
+    def without(self, *steps: int | Sequence[int] | np.ndarray) -> BatchOrder:
+        """The same order with the given steps skipped and all other steps kept, in order (§8.3's M′).
+
+        ``order.without(i)`` skips one step; ``order.without(i, k)`` or ``order.without([i, k])`` skips
+        several at once, all numbered as in this order (``without(7, 8)`` drops steps 7 and 8, as does
+        ``without(7).without(7)``, whose second call numbers the shortened order). Steps must be distinct.
+        The released verification code's M′ skips the forgotten batch in every epoch:
+        ``order.without(order.steps_of(batch))``.
+        """
+        if len(steps) == 1 and isinstance(steps[0], (list, tuple, range, np.ndarray)):
+            (given,) = steps
+            steps = tuple(given.tolist() if isinstance(given, np.ndarray) else given)
+        if not steps:
+            raise ParameterError("steps=[] is not allowed; give at least one step to skip")
+        checked = [self.check_step("step", step) for step in steps]
+        if len(set(checked)) != len(checked):
+            raise ParameterError(f"steps={list(steps)!r} is not allowed; give distinct steps (negative ones count "
+                                 "from the end)")
+        base = [self._base_index(i) for i in checked]
+        return self._copy(tuple(sorted((*self._skipped, *base))))
 
     # -- counting ----------------------------------------------------------------------------------
 
@@ -234,10 +251,22 @@ class BatchOrder:
         if isinstance(item, (int, np.integer)) and not isinstance(item, bool):
             sample = check_int("item", item, 0, self.n - 1)
             return sum(int(np.count_nonzero(b == sample)) for b in self)
-        target = np.sort(np.asarray(item, dtype=np.int64).reshape(-1))
+        return len(self._steps_with_batch("item", item, "a sample position or a non-empty batch"))
+
+    def steps_of(self, batch: Sequence[int] | np.ndarray) -> list[int]:
+        """The steps (of this order) whose batch is exactly the samples of ``batch``, in any order:
+        ``len(order.steps_of(b)) == order.times_used(b)``.
+
+        With a block that recurs in every epoch (the released verification code moves the forgotten batch
+        to the front of each epoch), these are the steps a retrained model skips.
+        """
+        return self._steps_with_batch("batch", batch, "a non-empty batch of sample positions")
+
+    def _steps_with_batch(self, name: str, batch: Any, allowed: str) -> list[int]:
+        target = np.sort(np.asarray(batch, dtype=np.int64).reshape(-1))
         if target.size == 0:
-            raise ParameterError("item=[] is not allowed; give a sample position or a non-empty batch")
-        return sum(1 for b in self if b.size == target.size and np.array_equal(np.sort(b), target))
+            raise ParameterError(f"{name}=[] is not allowed; give {allowed}")
+        return [i for i, b in enumerate(self) if b.size == target.size and np.array_equal(np.sort(b), target)]
 
     def steps_containing(self, samples: int | Sequence[int] | np.ndarray) -> list[int]:
         """The steps (of this order) whose batch contains any of ``samples`` (amnesiac unlearning needs

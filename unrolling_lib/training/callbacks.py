@@ -33,8 +33,8 @@ class StepState:
     the whole order (M). ``indices``: the sample positions of this step's batch. ``loss``: M's loss on
     that batch before the update. ``lr``: η. ``update``: w_t − w_{t−1} per trainable parameter (in
     ``model.parameters()`` order) when a callback asked for it, else ``None``. ``retrained``: M′ in
-    :func:`train_lockstep` (it skips one step, so after step ``s`` it has taken ``t − 1`` steps once
-    ``s`` ≥ the skipped step), else ``None``.
+    :func:`train_lockstep` (it skips the unlearned step or steps, so after step ``s`` it has taken ``t``
+    minus the number of skipped steps up to ``s``), else ``None``.
     """
 
     step: int
