@@ -300,3 +300,134 @@ def test_a_table_row_is_the_case_counts_and_its_density_distances() -> None:
         wd.density_distances(case.w_full, 0.1)
     with pytest.raises(ParameterError, match=r"^scale=0\.0 is not allowed"):
         wd.density_distances(case, 0.0)
+
+
+# ----------------------------------------------------------------------------- what the bound reaches
+def _gaussian_pair_lp(delta: float, scale: float, p: float) -> float:
+    """‖φ_s − φ_s(· − δ)‖_p in 1-D by adaptive quadrature (independent of the library's grid)."""
+    from scipy.integrate import quad
+    from scipy.stats import norm
+
+    def integrand(w: float) -> float:
+        return abs(norm.pdf(w, 0.0, scale) - norm.pdf(w, delta, scale)) ** p
+
+    lo, hi = -14 * scale, delta + 14 * scale
+    value, _ = quad(integrand, lo, hi, points=[0.0, delta / 2, delta], limit=400, epsabs=1e-14, epsrel=1e-11)
+    return value ** (1 / p)
+
+
+@pytest.mark.parametrize("p", [1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 8.0])
+def test_lp_bound_holds_for_gaussian_pairs_and_is_nearly_tight_when_they_separate(p: float) -> None:
+    scale = 0.2
+    for delta in [0.002, 0.02, 0.1, 0.2, 0.5, 1.0, 3.0]:
+        exact_sup = float(wd.shift_sup(np.array([delta]), scale, 1)[0])  # ‖φ_a − φ_b‖_∞
+        lemma_sup = wd.gaussian_lipschitz(scale, 1) * delta  # Lemma 1's bound on it, L·δ
+        norm_p = _gaussian_pair_lp(delta, scale, p)
+        assert norm_p <= lm.lp_bound(exact_sup, p) * (1 + 1e-9)
+        assert norm_p <= lm.lp_bound(lemma_sup, p) * (1 + 1e-9)
+    # far apart the two bumps do not overlap: ‖f‖_p^p = 2∫φ^p and b = sup φ, so the ratio is p^(−1/(2p)) ≥ 0.83
+    delta = 40 * scale
+    ratio = _gaussian_pair_lp(delta, scale, p) / lm.lp_bound(lm.gaussian_sup(scale, 1), p)
+    assert ratio == pytest.approx(p ** (-1 / (2 * p)), rel=1e-6)
+    assert ratio > 0.83
+
+
+def test_lp_bound_is_the_trivial_two_at_p_one() -> None:
+    for b in [0.0, 1e-6, 0.3, 1.0, 50.0]:
+        assert lm.lp_bound(b, 1) == 2.0  # no total-variation statement, whatever the sup-norm bound
+    # and the L¹ distance of two separated Gaussians does reach it: a small sup-norm, total variation ≈ 1
+    assert _gaussian_pair_lp(40.0, 1.0, 1.0) == pytest.approx(2.0, rel=1e-9)
+    # above p = 1 the bound falls with b, as 2^{1/p}·b^{1−1/p}
+    assert lm.lp_bound(0.25, 2) == pytest.approx(math.sqrt(2 * 0.25))
+    assert lm.lp_bound(1e-4, 4) < lm.lp_bound(1e-2, 4) < lm.lp_bound(1.0, 4)
+
+
+def test_lp_bound_refuses_bad_arguments() -> None:
+    with pytest.raises(ParameterError, match=r"^p=0\.5 is not allowed; use a finite number >= 1$"):
+        lm.lp_bound(1.0, 0.5)
+    with pytest.raises(ParameterError, match=r"^p=inf is not allowed"):
+        lm.lp_bound(1.0, math.inf)
+    with pytest.raises(ParameterError, match=r"^sup_bound=-0\.1 is not allowed; use a finite number >= 0$"):
+        lm.lp_bound(-0.1, 2)
+    with pytest.raises(ParameterError, match="^sup_bound=True"):
+        lm.lp_bound(True, 2)
+
+
+@pytest.mark.parametrize("scale", [0.05, 0.3, 1.0])
+def test_informative_below_matches_a_numerical_lipschitz_constant_and_peak(scale: float) -> None:
+    # 1-D: L as max |φ′| by finite differences on a fine grid, sup φ as the grid's largest value
+    grid = np.linspace(-6 * scale, 6 * scale, 400_001)
+    phi = np.exp(-grid**2 / (2 * scale**2)) / (scale * math.sqrt(2 * math.pi))
+    lipschitz = np.abs(np.diff(phi) / np.diff(grid)).max()
+    peak = phi.max()
+    assert peak == pytest.approx(1 / (scale * math.sqrt(2 * math.pi)), rel=1e-9)
+    assert lm.gaussian_sup(scale, 1) == pytest.approx(peak, rel=1e-9)
+    assert lipschitz == pytest.approx(1 / (scale**2 * math.sqrt(2 * math.pi * math.e)), rel=1e-6)
+    assert lm.informative_below(scale) == pytest.approx(peak / lipschitz, rel=1e-6)
+    assert lm.informative_below(scale) == pytest.approx(1.6487 * scale, rel=1e-4)
+    # L·v < sup φ exactly below √e·s
+    for v in [0.5, 0.99, 1.01, 2.0]:
+        shift = v * lm.informative_below(scale)
+        assert (lipschitz * shift < peak) == (v < 1)
+
+
+def test_informative_below_does_not_depend_on_the_dimension() -> None:
+    # 2-D: ‖∇φ‖ by central differences on a grid, its largest value over the peak
+    scale = 0.4
+    axis = np.linspace(-4 * scale, 4 * scale, 2001)
+    w1, w2 = np.meshgrid(axis, axis, indexing="ij")
+    phi = np.exp(-(w1**2 + w2**2) / (2 * scale**2)) / (2 * math.pi * scale**2)
+    g1, g2 = np.gradient(phi, axis, axis)
+    lipschitz, peak = np.hypot(g1, g2).max(), phi.max()
+    assert lm.gaussian_sup(scale, 2) == pytest.approx(peak, rel=1e-9)
+    assert lipschitz == pytest.approx(wd.gaussian_lipschitz(scale, 2), rel=1e-4)
+    assert lm.informative_below(scale) == pytest.approx(peak / lipschitz, rel=1e-4)
+    for dim in (1, 2, 3, 7):  # the closed forms: L / sup φ = e^{−1/2}/s in every dimension
+        ratio = lm.gaussian_sup(scale, dim) / wd.gaussian_lipschitz(scale, dim)
+        assert ratio == pytest.approx(lm.informative_below(scale), rel=1e-12)
+    with pytest.raises(ParameterError, match=r"^scale=0 is not allowed"):
+        lm.informative_below(0)
+    with pytest.raises(ParameterError, match=r"^dim=0 is not allowed"):
+        lm.gaussian_sup(0.1, 0)
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+def test_the_trivial_bound_holds_and_the_summary_counts_where_lemma1_beats_it(dim: int) -> None:
+    table = lm.lemma1_table([2, 3], [1, 2], [0.003, 0.01, 0.1], dim=dim)
+    peak = np.array([lm.gaussian_sup(s, dim) for s in table["noise_scale"]])
+    assert (table["sup_norm"] <= peak * (1 + 1e-9)).all()  # |P − P′| ≤ sup φ, for free
+    beats = table["bound"] < peak  # L·d below the trivial bound ...
+    assert (beats == (table["d"] < np.sqrt(np.e) * table["noise_scale"])).all()  # ... exactly when d < √e·s
+    summary = lm.lemma1_summary(table)
+    assert summary.informative == int(beats.sum())
+    assert summary.informative_unlearned == int((table["bound_unlearned"] < peak).sum())
+    assert 0 < summary.informative < summary.rows  # this grid has rows on both sides
+
+
+def test_lp_distance_table_integrates_the_mixtures() -> None:
+    case = lm.lemma1_case(3, 1)
+    table = lm.lp_distance_table(case, [0.01, 0.1], ps=[1, 2])
+    assert list(table.columns) == ["noise_scale", "p", "lp_norm", "sup_bound", "lp_bound"] and len(table) == 4
+    from scipy.integrate import quad
+    from scipy.stats import norm
+
+    for _, row in table.iterrows():
+        s, p = row["noise_scale"], row["p"]
+
+        def gap(w: float, s: float = s, p: float = p) -> float:
+            full = norm.pdf(w, case.w_full[:, 0], s).mean()
+            retrained = norm.pdf(w, case.unique_retrained[:, 0], s).mean()
+            return abs(full - retrained) ** p
+
+        centres = np.concatenate([case.w_full, case.unique_retrained])[:, 0]
+        value, _ = quad(gap, centres.min() - 12 * s, centres.max() + 12 * s, points=np.unique(centres),
+                        limit=400, epsabs=1e-14, epsrel=1e-11)
+        assert row["lp_norm"] == pytest.approx(value ** (1 / p), rel=1e-5)
+        d = np.abs(case.d[:, 0]).mean()
+        assert row["sup_bound"] == pytest.approx(np.exp(-0.5) / (np.sqrt(2 * np.pi) * s**2) * d, rel=1e-12)
+        assert row["lp_norm"] <= row["lp_bound"]
+    assert (table.query("p == 1")["lp_bound"] == 2).all()
+    with pytest.raises(ParameterError, match="dim=1"):
+        lm.lp_distance_table(lm.lemma1_case(2, 1, dim=2))
+    with pytest.raises(ParameterError, match=r"^ps=\[0\.5\] is not allowed"):
+        lm.lp_distance_table(case, ps=[0.5])

@@ -22,3 +22,10 @@ def test_space_follows_the_metric() -> None:
     assert list(works["space"]) == [taxonomy.SPACE[m] for m in works["metric"]]
     assert set(works.loc[works["metric"] == "Membership inference", "space"]) == {"outputs"}
     assert works.loc[works["cite"] == "bourtoule2021machine", "space"].item() == "both"
+
+
+def test_the_papers_row_claims_only_the_sup_norm_bound_of_section_4_1() -> None:
+    # Lemma 1 bounds sup |P″ − P′| under assumed noise; it does not bound KL or total variation (§4.1)
+    ours = taxonomy.works().set_index("cite").loc["thudi2022unrolling", "explanation"]
+    assert "sup-norm" in ours and "noise" in ours
+    assert "metrics" not in ours and "implies" not in ours

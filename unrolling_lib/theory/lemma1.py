@@ -21,6 +21,11 @@ enumerates the orderings and trains on each (:func:`lemma1_case`); the densities
 and the bounds are in :mod:`unrolling_lib.theory.weight_densities`; :func:`lemma1_table` puts them side by
 side, one row per (n, m, s).
 
+What the bound reaches: it beats the trivial bound sup φ_s only while the mean shift is below √e·s
+(:func:`informative_below`), and it controls an L^p distance only for p > 1 (:func:`lp_bound`; at p = 1, the
+total variation, it gives nothing). :func:`lp_distance_table` puts the L^p bounds beside the L^p distances of
+a 1-D case.
+
 Numerics only: :mod:`unrolling_lib.figures.lemma1` draws the table and the densities.
 """
 
@@ -35,17 +40,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..validation import ParameterError, check_int, check_ints, check_keys, check_number, check_numbers
-from .weight_densities import density_distances
+from ..validation import ParameterError, check_instance, check_int, check_ints, check_keys, check_number, check_numbers
+from .weight_densities import DensityCase, density_distances, gaussian_lipschitz, mixture_density
 
 __all__ = [
     "LEMMA1_DEFAULTS",
     "Lemma1Case",
     "Lemma1Summary",
     "check_lemma1_params",
+    "gaussian_sup",
+    "informative_below",
     "lemma1_case",
     "lemma1_summary",
     "lemma1_table",
+    "lp_bound",
+    "lp_distance_table",
     "ordering_table",
     "orderings",
     "regression_data",
@@ -70,6 +79,7 @@ LEMMA1_DEFAULTS: dict[str, dict[str, Any]] = {
     "paper": {**_QUICK, "ns": [2, 3, 4, 5], "noise_scales": [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0]},
 }
 _MAX_ORDERINGS = 200_000
+_SQRT_E = math.sqrt(math.e)  # sup φ_s / L = √e·s in every dimension (see informative_below)
 
 
 # ----------------------------------------------------------------------------------------------- checks
@@ -283,11 +293,14 @@ class Lemma1Summary:
     unlearning_closer: int  # rows where single-gradient unlearning brings v below d
     median_v_over_d: float
     ratio_falls_with_epochs: bool  # at every (n, s) the ratio falls from each m to the next: more epochs loosen
+    informative: int  # rows where L·d < sup φ_s (d < √e·s): Eq. 2 beats the trivial bound
+    informative_unlearned: int  # rows where L·v < sup φ_s (v < √e·s): Eq. 3 beats it
 
 
 def lemma1_summary(table: pd.DataFrame) -> Lemma1Summary:
-    """The tightness of Lemma 1 (Eq. 2) and of its two steps (Eq. 13), and the effect of unlearning (Eq. 3),
-    over the rows of a :func:`lemma1_table`."""
+    """The tightness of Lemma 1 (Eq. 2) and of its two steps (Eq. 13), the effect of unlearning (Eq. 3), and
+    in how many rows each bound says more than the trivial sup φ_s (:func:`informative_below`), over the rows
+    of a :func:`lemma1_table`."""
     missing = {"n", "m", "noise_scale", "ratio", "sup_norm", "triangle_bound", "bound", "v", "d"} - set(table)
     if missing:
         raise ParameterError(f"table lacks the column(s) {sorted(missing)}; pass a lemma1_table")
@@ -298,4 +311,73 @@ def lemma1_summary(table: pd.DataFrame) -> Lemma1Summary:
         step2_kept=float((table["sup_norm"] / table["triangle_bound"]).mean()),
         step3_kept=float((table["triangle_bound"] / table["bound"]).mean()),
         unlearning_closer=int((table["v"] < table["d"]).sum()),
-        median_v_over_d=float((table["v"] / table["d"]).median()), ratio_falls_with_epochs=bool(falls))
+        median_v_over_d=float((table["v"] / table["d"]).median()), ratio_falls_with_epochs=bool(falls),
+        informative=int((table["d"] < _SQRT_E * table["noise_scale"]).sum()),
+        informative_unlearned=int((table["v"] < _SQRT_E * table["noise_scale"]).sum()))
+
+
+# -------------------------------------------------------------------------------- what the bound reaches
+def gaussian_sup(scale: float, dim: int) -> float:
+    """sup φ_s = φ_s(0) = (2π s²)^{−k/2}, the peak of the N(0, s²·Id_k) density.
+
+    P, P′ and P″ are averages of translates of φ_s, so each lies in [0, sup φ_s] and so does |P − P′|: the
+    trivial bound that Lemma 1 has to beat.
+    """
+    scale = check_number("scale", scale)
+    dim = check_int("dim", dim, 1)
+    return (2 * math.pi * scale**2) ** (-dim / 2)
+
+
+def informative_below(scale: float) -> float:
+    """The mean shift below which Lemma 1 says more than the trivial bound: √e·s.
+
+    With L = (2π)^{−k/2} s^{−k−1} e^{−1/2} (:func:`~.weight_densities.gaussian_lipschitz`) and
+    sup φ_s = (2π)^{−k/2} s^{−k} (:func:`gaussian_sup`), L / sup φ_s = e^{−1/2}/s in every dimension k, so
+    L·d < sup φ_s exactly when d < √e·s ≈ 1.65·s (and L·v < sup φ_s when v < √e·s, Corollary 1).
+    """
+    return _SQRT_E * check_number("scale", scale)
+
+
+def lp_bound(sup_bound: float, p: float) -> float:
+    """The bound on ‖f‖_p that a bound b on ‖f‖_∞ gives when f is the difference of two probability densities:
+    2^{1/p}·b^{1−1/p}, for 1 ≤ p < ∞.
+
+    ‖f‖_1 ≤ 2 (each density integrates to 1), and |f|^p ≤ |f|·b^{p−1} integrates to
+    ‖f‖_p ≤ ‖f‖_1^{1/p}·‖f‖_∞^{1−1/p} (the interpolation inequality, Folland Prop. 6.10). At p = 1 this is
+    the trivial 2 whatever b is: a sup-norm bound says nothing about the total variation ½‖f‖_1.
+    """
+    b = check_number("sup_bound", sup_bound, inclusive=True)
+    p = check_number("p", p, low=1.0, inclusive=True)
+    return 2 ** (1 / p) * b ** (1 - 1 / p)
+
+
+def _lp_norm(centers_a: np.ndarray, centers_b: np.ndarray, scale: float, p: float) -> float:
+    """‖P_a − P_b‖_p of two 1-D mixtures of N(c, s²): the trapezoid rule on a grid of spacing s/200 over every
+    centre ± 10s (the mass left outside is below 1e-22)."""
+    centres = np.concatenate([centers_a, centers_b]).ravel()
+    lo, hi = float(centres.min()) - 10 * scale, float(centres.max()) + 10 * scale
+    grid = np.linspace(lo, hi, int(np.ceil((hi - lo) / (scale / 200))) + 1)
+    gap = np.abs(mixture_density(grid, centers_a, scale) - mixture_density(grid, centers_b, scale))
+    return float(np.trapezoid(gap**p, grid)) ** (1 / p)
+
+
+def lp_distance_table(case: DensityCase, noise_scales: Sequence[float] = tuple(_QUICK["noise_scales"]),
+                      ps: Sequence[float] = (1.0, 1.5, 2.0, 4.0)) -> pd.DataFrame:
+    """‖P − P′‖_p of a 1-D ``case`` (a :class:`Lemma1Case`) beside the bound Lemma 1 gives it (§4.1).
+
+    One row per (noise scale s, p): ``lp_norm`` = ‖P − P′‖_p by the trapezoid rule, ``sup_bound`` = L·d (Eq. 2), and
+    ``lp_bound`` = :func:`lp_bound` (L·d, p), which is 2 at p = 1 for every s. The noise scales default
+    to the quick profile's.
+    """
+    check_instance("case", case, DensityCase)
+    if case.dim != 1:
+        raise ParameterError(f"case.dim={case.dim} is not allowed here; the L^p norms are integrated for dim=1")
+    scales = check_numbers("noise_scales", noise_scales)
+    ps = check_numbers("ps", ps, low=1.0, inclusive=True)
+    d = float(np.linalg.norm(case.d, axis=1).mean())
+    rows = []
+    for s in scales:
+        sup_bound = gaussian_lipschitz(s, 1) * d
+        rows += [{"noise_scale": s, "p": p, "lp_norm": _lp_norm(case.w_full, case.unique_retrained, s, p),
+                  "sup_bound": sup_bound, "lp_bound": lp_bound(sup_bound, p)} for p in ps]
+    return pd.DataFrame(rows)

@@ -44,7 +44,7 @@ _WORKS = [
      "the weights of linear models."),
     ("Thudi et al. (this paper)", "thudi2022unrolling", "Weights", "ℓ2 distance (verification error)",
      "Single-gradient unlearning adds back η·m·∇L(w₀; x*) and is judged by the verification error, which §4.1 "
-     "shows bounds weight-distribution metrics."),
+     "shows bounds the sup-norm distance between weight densities, under Gaussian noise assumed on the weights."),
 ]
 
 
