@@ -10,6 +10,7 @@ bounded by Eq. 8 (σ = max_i σ_i) and estimated by the unlearning error of Eq. 
 - :mod:`.bounds`: σ per batch in both modes, Eq. 8–9 beside ‖η² c_t‖, the log-log slopes in η.
 - :mod:`.terms`: the recursion run on symbols, which terms contain a batch, their numerical value, and the grid
   of products H_i·g_j (what e bounds against what v is made of).
+- :mod:`.kinks`: where a ReLU or max-pool network leaves the expansion: ties at w₀, margins, the first switch.
 - :mod:`.regime`: where the η² truncation holds (η·t·σ ≪ 1): closed forms on a quadratic, the same measured on
   a model.
 - :mod:`.study`: single-gradient unlearning against retraining, the chapter's study and what it reads off it.
@@ -27,6 +28,7 @@ from .bounds import (
     operator_norm_check,
     sigma_summary,
 )
+from .kinks import KinkDiagnostics, kink_diagnostics
 from .problem import (
     ExpansionProblem,
     build_problem,
@@ -82,6 +84,7 @@ __all__ = [
     "BoundSummary",
     "ExpansionProblem",
     "ExpansionStudy",
+    "KinkDiagnostics",
     "OperatorNormCheck",
     "ProductGrid",
     "SigmaComparison",
@@ -100,6 +103,7 @@ __all__ = [
     "first_order_path",
     "fit_slopes",
     "gradients_at_w0",
+    "kink_diagnostics",
     "hvp_at_w0",
     "operator_norm_check",
     "product_grid",
