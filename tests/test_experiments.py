@@ -32,7 +32,7 @@ SMALL = dict(pretrain_steps=20, finetune_steps=30, verify_every=10, sigma_every=
 @pytest.fixture(scope="module")
 def quick():
     """The quick profile as a chapter runs it (digits, small CNN, γ ∈ {0, 5, 10, 20}, code scaling)."""
-    return verification_experiment(progress=False, device="cpu").table
+    return verification_experiment(progress=False, device="cpu", seeds=[0]).table
 
 
 def sgd(model, data, batches, lr, gamma):
@@ -196,7 +196,7 @@ def test_bad_parameters_are_refused_before_any_work():
 
 
 def test_divergent_gamma_keeps_its_rows_and_says_so():
-    with pytest.warns(RuntimeWarning, match=r"gamma=0 diverged.*step \d+ .*lr=30, gamma=0"):
+    with pytest.warns(RuntimeWarning, match=r"gamma=0 \(seed 0\) diverged.*step \d+ .*lr=30, gamma=0"):
         result = verification_experiment(gammas=[0.0], **{**SMALL, "lr": 30.0, "verify_every": 1})
     df = result.table
     assert list(result.diverged) == [0.0] and "lr=30" in result.diverged[0.0] and 0 < len(df) < 30
@@ -291,3 +291,92 @@ def test_setup_refuses_what_the_experiment_would_refuse(override, message):
     assert str(err.value) == message
     with pytest.raises(ParameterError, match="^retries is not a parameter of the §8.3 experiment"):
         check_verification_params(**VERIFICATION_DEFAULTS["quick"], retries=3)
+
+
+# --- several seeds, the evidence of each correlation, η·t·σ, and the released fine-tuning ---------------------
+
+
+def test_seeds_are_independent_replicates_of_the_protocol(tmp_path):
+    both = verification_experiment(gammas=[5.0], seeds=[0, 1], checkpoint_dir=tmp_path, **SMALL).table
+    one = verification_experiment(gammas=[5.0], seed=1, **SMALL).table
+    assert both["seed"].tolist() == [0] * 3 + [1] * 3
+    second = both[both["seed"] == 1].reset_index(drop=True)
+    pd.testing.assert_frame_equal(second, one)  # a seed of the list is that seed run alone, bit for bit (CPU)
+    assert not np.allclose(both[both["seed"] == 0]["v"], second["v"])  # and the seeds differ
+    assert (tmp_path / "seed_0" / "verification.csv").exists() and (tmp_path / "verification.csv").exists()
+    again = verification_experiment(gammas=[5.0], seeds=[0, 1], checkpoint_dir=tmp_path, **SMALL).table
+    pd.testing.assert_frame_equal(again, both)  # resumed from the checkpoints
+    assert np.allclose(both["eta_t_sigma"], 0.01 * both["t"] * both["sigma_avg"], rtol=1e-12)
+
+
+def test_summary_reports_each_correlation_with_n_and_interval():
+    from unrolling_lib.metrics import correlation, increment_correlation
+
+    rng = np.random.default_rng(0)
+    rows = [{"seed": s, "gamma": g, "t": t, "e": t * (1 + g) + rng.normal(), "v": np.sqrt(t) + rng.normal(0, .1),
+             "weight_change": 1.0, "sigma_avg": 2.0, "eta_t_sigma": 0.02 * t, "accuracy": 0.9, "noise_floor": 0.0}
+            for s in (0, 1) for g in (0.0, 1.0, 2.0) for t in range(1, 9)]
+    df = pd.DataFrame(rows)
+    summary = summarize_verification(df)
+    assert len(summary.table) == 6 and (summary.table["n_t"] == 8).all()
+    part = df[(df["seed"] == 1) & (df["gamma"] == 2.0)]
+    row = summary.table[(summary.table["seed"] == 1) & (summary.table["gamma"] == 2.0)].iloc[0]
+    want, steps = correlation(part["e"], part["v"]), increment_correlation(part["e"], part["v"])
+    assert (row["pearson_e_v_over_t"], row["pearson_low"], row["pearson_high"]) == (want.r, want.low, want.high)
+    assert (row["pearson_increments"], row["increments_low"], row["increments_high"]) == (steps.r, steps.low,
+                                                                                          steps.high)
+    across = summary.across_gamma.set_index("seed")
+    last = summary.table[summary.table["seed"] == 0]
+    assert across.loc[0, "n"] == 3 and across.loc[0, "pearson"] == pytest.approx(pearson(last["e"], last["v"]))
+    assert (across.loc[0, "low"], across.loc[0, "high"]) == (-1.0, 1.0)  # three γ values bound nothing
+    assert summary.pooled.n == 6 and summary.pearson_over_gamma == summary.pooled.r
+
+
+def _released_by_hand(gamma: float, lr: float, steps: int):
+    """The released fine-tuning written out with torch.optim.SGD: the seeded order's first batch opens each
+    epoch of the other samples; M′ skips it each time; w″ = w_t + η·m·∇L(w₀; block), m its uses so far."""
+    data = load_digits_dataset(train=True)
+    model = build_model("small_cnn", 10, seed=0, in_channels=1)
+    sgd(model, data, BatchOrder(len(data), 128, steps=20, seed=0), 0.1, gamma)
+    w0 = copy.deepcopy(model)
+    block = BatchOrder(len(data), 32, steps=1, seed=1)[0]
+    rest = np.setdiff1d(np.arange(len(data)), block)
+    per_epoch = len(rest) // 32
+    others = [rest[b] for b in BatchOrder(len(rest), 32, steps=steps, seed=1)]
+    order = []
+    while len(order) < steps:
+        order += [block] + others[:per_epoch]
+        others = others[per_epoch:]
+    order = order[:steps]
+    retrained = copy.deepcopy(w0)
+    for net, batches in ((model, order), (retrained, [b for b in order if b is not block])):
+        opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
+        net.train()
+        for indices in batches:
+            x, y = batch_tensors(data, indices)
+            opt.zero_grad()
+            sd_loss(net(x), y, gamma).backward()
+            opt.step()
+    uses = sum(1 for b in order if b is block)
+    x1, y1 = batch_tensors(data, block)
+    grads = torch.autograd.grad(sd_loss(w0(x1), y1, gamma), list(w0.parameters()))
+    unlearned = flat(model) + lr * uses * torch.cat([g.double().reshape(-1) for g in grads])
+    return float(torch.linalg.vector_norm(unlearned - flat(retrained))), uses
+
+
+def test_released_finetuning_is_momentum_weight_decay_and_a_skip_every_epoch():
+    from unrolling_lib.experiments.verification import RELEASED_FINETUNING
+
+    steps = 100  # 44 other batches per epoch: the block opens steps 0, 45 and 90
+    table = verification_experiment(gammas=[5.0], **{**SMALL, "finetune_steps": steps, "verify_every": 50},
+                                    **RELEASED_FINETUNING).table
+    v, uses = _released_by_hand(5.0, 0.01, steps)
+    assert uses == 3
+    last = table.iloc[-1]
+    assert last["t"] == steps and last["v"] == pytest.approx(v, rel=1e-4, abs=1e-5)
+    plain = verification_experiment(gammas=[5.0], **{**SMALL, "finetune_steps": steps, "verify_every": 50}).table
+    assert not np.isclose(plain["v"].iloc[-1], last["v"])
+    with pytest.raises(ParameterError, match="unlearn_step=2 is not allowed with unlearn_every_epoch"):
+        verification_experiment(gammas=[0.0], unlearn_step=2, **SMALL, **RELEASED_FINETUNING)
+    with pytest.raises(ParameterError, match="momentum="):
+        verification_experiment(gammas=[0.0], momentum=1.0, **SMALL)
