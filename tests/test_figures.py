@@ -1,5 +1,6 @@
 """The book renderer: HTML without plotly.js or MathJax inside, only during a book build."""
 
+import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 import pytest
@@ -48,20 +49,45 @@ def test_figures_with_frames_do_not_autoplay():
     assert "Plotly.addFrames" in html and "Plotly.animate" not in html
 
 
-def test_verification_figures_plot_every_gamma_and_quantity():
+def test_verification_figures_plot_every_gamma_seed_and_the_regime():
     import pandas as pd
 
-    from unrolling_lib.figures.verification import components_figure, verification_figure
+    from unrolling_lib.figures.verification import (
+        components_figure,
+        correlation_figure,
+        finetuning_figure,
+        regime_start,
+        verification_figure,
+    )
 
-    df = pd.DataFrame({"gamma": [0.0, 0.0, 5.0, 5.0], "t": [10, 20, 10, 20], "e": [0.1, 0.3, 0.05, 0.1],
-                       "v": [0.01, 0.02, 0.004, 0.005], "weight_change": [1.0, 2.0, 0.5, 0.6],
-                       "sigma_avg": [3.0, 3.1, 2.9, 3.0]})
+    df = pd.DataFrame({"seed": [0, 0, 0, 0, 1, 1], "gamma": [0.0, 0.0, 5.0, 5.0, 0.0, 0.0], "t": [10, 20] * 3,
+                       "e": [0.1, 0.3, 0.05, 0.1, 0.2, 0.4], "v": [0.01, 0.02, 0.004, 0.005, 0.02, 0.03],
+                       "weight_change": [1.0, 2.0, 0.5, 0.6, 1.0, 1.0], "sigma_avg": [4.0] * 6})
+    df["eta_t_sigma"] = 0.01 * df["t"] * df["sigma_avg"]
     fig = verification_figure(df)
-    assert [t.name for t in fig.data] == ["γ = 0", "γ = 5"]
-    assert list(fig.data[1].x) == [0.05, 0.1] and list(fig.data[1].y) == [0.004, 0.005]
+    assert [t.name for t in fig.data] == ["γ = 0", "γ = 0", "γ = 5"]  # γ = 0 at seeds 0 and 1
+    assert [t.showlegend for t in fig.data] == [True, False, True]
+    assert list(fig.data[2].x) == [0.05, 0.1] and list(fig.data[2].y) == [0.004, 0.005]
+    assert "η·t·σ from 0.4 to 0.8" in fig.layout.title.text
+    assert regime_start(df) == pytest.approx(1 / (0.01 * 4.0))
     comp = components_figure(df)
-    assert len(comp.data) == 2 * 4  # one line per γ in each of the four panels
+    assert len(comp.data) == 3 * 4  # one line per γ and seed in each of the four panels
     assert sum(t.showlegend for t in comp.data) == 2
+    vlines = [s for s in comp.layout.shapes if s.x0 == s.x1]
+    assert len(vlines) == 4 and all(s.x0 == pytest.approx(25.0) for s in vlines)
+    assert comp.data[3].y.tolist() == df["eta_t_sigma"].iloc[:2].tolist()  # the η·t·σ panel
+    summary = pd.DataFrame({"seed": [0, 0, 1], "gamma": [0.0, 5.0, 0.0], "n_t": [16, 16, 16],
+                            "pearson_e_v_over_t": [0.7, 0.5, 0.9], "pearson_low": [0.3, 0.0, 0.7],
+                            "pearson_high": [0.9, 0.8, 0.97], "pearson_increments": [0.1, -0.2, 0.3],
+                            "increments_low": [-0.4, -0.6, -0.2], "increments_high": [0.6, 0.3, 0.7]})
+    corr = correlation_figure(summary)
+    levels = corr.data[0]
+    assert list(levels.y) == [0.7, 0.5]
+    assert np.allclose(levels.error_y.array, [0.2, 0.3]) and np.allclose(levels.error_y.arrayminus, [0.4, 0.5])
+    assert list(corr.data[1].y) == [0.1, -0.2] and len(corr.data) == 4
+    both = finetuning_figure(df, df.assign(v=df["v"] * 2))
+    assert len(both.data) == 2 * 2 * 2  # plain and released, two γ at the first seed, v and e
+    assert list(both.data[4].y) == [0.02, 0.04]  # released v at γ = 0
 
 
 def test_live_figure_redraws_on_every_control_change():

@@ -1,49 +1,144 @@
-"""Figures of §8.3 (Figures 9 and 11) and the pieces of Eq. 9 over fine-tuning steps."""
+"""Figures of §8.3 (Figures 9 and 11): e against v, the pieces of Eq. 9 over fine-tuning steps with the regime
+η·t·σ, each correlation with its interval over seeds, and plain SGD beside the released fine-tuning.
+
+Every seed of a table is drawn: the first solid, the others thinner in the same colour, so the spread
+between seeds is visible wherever a single run would hide it.
+"""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .common import COLORS, TEMPLATE
 
-__all__ = ["components_figure", "verification_figure"]
+__all__ = ["components_figure", "correlation_figure", "finetuning_figure", "regime_start", "verification_figure"]
+
+_TITLES = {"e": "unlearning error e", "v": "verification error v", "weight_change": "‖w_t − w₀‖₂",
+           "sigma_avg": "σ_avg", "eta_t_sigma": "η·t·σ_avg (the expansion needs ≪ 1)", "accuracy": "test accuracy"}
+
+
+def _runs(df: pd.DataFrame) -> list[tuple[int, float, int, pd.DataFrame]]:
+    """(colour index, γ, seed rank, rows sorted by t) for every γ and seed of a table (seed 0 if none)."""
+    df = df if "seed" in df else df.assign(seed=0)
+    gammas = sorted(df["gamma"].unique())
+    seeds = sorted(df["seed"].unique())
+    return [(gammas.index(g), g, seeds.index(s), part.sort_values("t"))
+            for (g, s), part in df.groupby(["gamma", "seed"], sort=True)]
+
+
+def _style(k: int, rank: int) -> dict:
+    return {"color": COLORS[k % len(COLORS)], "width": 2.5 if rank == 0 else 1, "dash": "solid"}
+
+
+def regime_start(df: pd.DataFrame) -> float:
+    """The fine-tuning step where η·t·σ_avg first reaches 1 (median over the runs' σ_avg): t = 1/(η·σ_avg).
+    Past it the η² truncation behind Eq. 9 no longer describes SGD."""
+    eta_sigma = (df["eta_t_sigma"] / df["t"]).median()
+    return float(1 / eta_sigma) if eta_sigma > 0 else float("nan")
 
 
 def verification_figure(df: pd.DataFrame) -> go.Figure:
-    """§8.3 (Figures 9 and 11): unlearning error e against verification error v, one trace per γ over t."""
+    """§8.3 (Figures 9 and 11): unlearning error e against verification error v, one line per γ (and seed)
+    over t; hover gives t, η·t·σ, the weight change and σ_avg."""
     fig = go.Figure()
-    for gamma, rows in df.groupby("gamma", sort=True):
+    df = df if "eta_t_sigma" in df else df.assign(eta_t_sigma=np.nan)
+    cols = ["t", "eta_t_sigma", "weight_change", "sigma_avg"]
+    for k, gamma, rank, rows in _runs(df):
+        seed = int(rows["seed"].iloc[0]) if "seed" in rows else 0
         fig.add_trace(go.Scatter(
-            x=rows["e"], y=rows["v"], mode="lines+markers", name=f"γ = {gamma:g}",
-            marker={"size": 7}, customdata=rows[["t", "weight_change", "sigma_avg"]].to_numpy(),
-            hovertemplate="t=%{customdata[0]}<br>e=%{x:.4g}<br>v=%{y:.4g}<br>‖Δw‖=%{customdata[1]:.3g}"
-                          "<br>σ_avg=%{customdata[2]:.3g}<extra>γ = " + f"{gamma:g}</extra>",
-        ))
-    fig.update_layout(title="Unlearning error (Eq. 9) vs verification error, along t and across γ",
+            x=rows["e"], y=rows["v"], mode="lines+markers", name=f"γ = {gamma:g}", legendgroup=str(gamma),
+            showlegend=rank == 0, line=_style(k, rank), marker={"size": 6 if rank == 0 else 3},
+            customdata=rows[cols].to_numpy(),
+            hovertemplate="t=%{customdata[0]}<br>η·t·σ=%{customdata[1]:.3g}<br>e=%{x:.4g}<br>v=%{y:.4g}"
+                          "<br>‖Δw‖=%{customdata[2]:.3g}<br>σ_avg=%{customdata[3]:.3g}"
+                          f"<extra>γ = {gamma:g}, seed {seed}</extra>"))
+    regime = ""
+    if df["eta_t_sigma"].notna().any():
+        regime = (f"<br><sup>η·t·σ from {df['eta_t_sigma'].min():.2g} to {df['eta_t_sigma'].max():.3g}: "
+                  "the η² truncation behind e needs it ≪ 1</sup>")
+    fig.update_layout(title={"text": "Unlearning error (Eq. 9) against verification error, along t and across γ"
+                             + regime},
                       xaxis_title="unlearning error e", yaxis_title="verification error v = ‖w′ − w″‖₂",
-                      template=TEMPLATE, height=460, legend_title="SD strength")
+                      template=TEMPLATE, height=480, margin={"t": 90}, legend_title="SD strength")
     return fig
 
 
 def components_figure(df: pd.DataFrame,
-                      columns: tuple[str, ...] = ("e", "v", "weight_change", "sigma_avg")) -> go.Figure:
-    """The pieces of Eq. 9 over fine-tuning steps t, one panel per quantity and one line per γ (§8.2)."""
-    titles = {"e": "unlearning error e", "v": "verification error v", "weight_change": "‖w_t − w₀‖₂",
-              "sigma_avg": "σ_avg", "accuracy": "test accuracy"}
+                      columns: tuple[str, ...] = ("e", "v", "weight_change", "eta_t_sigma")) -> go.Figure:
+    """The pieces of Eq. 9 over fine-tuning steps t, one panel per quantity, one line per γ and seed (§8.3).
+
+    A dotted vertical line marks t = 1/(η·σ_avg), where η·t·σ reaches 1; the η·t·σ panel has a line at 1.
+    """
     ncols = 2
     nrows = -(-len(columns) // ncols)
-    fig = make_subplots(rows=nrows, cols=ncols, subplot_titles=[titles.get(c, c) for c in columns],
+    fig = make_subplots(rows=nrows, cols=ncols, subplot_titles=[_TITLES.get(c, c) for c in columns],
                         vertical_spacing=0.16, horizontal_spacing=0.1)
-    for k, (gamma, rows) in enumerate(df.groupby("gamma", sort=True)):
+    for k, gamma, rank, rows in _runs(df):
         for i, name in enumerate(columns):
             row, col = divmod(i, ncols)
             fig.add_trace(go.Scatter(x=rows["t"], y=rows[name], mode="lines", name=f"γ = {gamma:g}",
-                                     legendgroup=str(gamma), showlegend=i == 0,
-                                     line={"color": COLORS[k % len(COLORS)]}), row=row + 1, col=col + 1)
-            fig.update_xaxes(title_text="t", row=row + 1, col=col + 1)
-    fig.update_layout(template=TEMPLATE, height=300 * nrows + 80, margin={"t": 60})
+                                     legendgroup=str(gamma), showlegend=i == 0 and rank == 0,
+                                     line=_style(k, rank)), row=row + 1, col=col + 1)
+    start = regime_start(df) if "eta_t_sigma" in df else float("nan")
+    for i, name in enumerate(columns):
+        row, col = divmod(i, ncols)
+        fig.update_xaxes(title_text="t", row=row + 1, col=col + 1)
+        if np.isfinite(start):
+            fig.add_vline(x=start, line={"dash": "dot", "color": "grey"}, row=row + 1, col=col + 1)
+        if name == "eta_t_sigma":
+            fig.add_hline(y=1.0, line={"dash": "dot", "color": "grey"}, row=row + 1, col=col + 1)
+            fig.update_yaxes(type="log", row=row + 1, col=col + 1)
+    note = f"dotted: t = 1/(η·σ_avg) ≈ {start:.3g}, where η·t·σ = 1" if np.isfinite(start) else ""
+    fig.update_layout(template=TEMPLATE, height=300 * nrows + 100, margin={"t": 80},
+                      title={"text": f"<sup>{note}</sup>" if note else ""})
     return fig
 
 
+def correlation_figure(summary_table: pd.DataFrame) -> go.Figure:
+    """Pearson(e, v) over t and Pearson of their increments, per γ and seed, with 95% intervals (error bars).
+
+    ``summary_table``: :func:`~unrolling_lib.experiments.verification.summarize_verification`'s ``table``.
+    The levels of two series that both grow along t correlate almost whatever they are; the increments ask
+    whether e's growth follows v's.
+    """
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True,
+                        subplot_titles=["Pearson(e, v) over t", "Pearson of the increments Δe, Δv"])
+    seeds = sorted(summary_table["seed"].unique())
+    for rank, seed in enumerate(seeds):
+        part = summary_table[summary_table["seed"] == seed].sort_values("gamma")
+        x = [f"γ = {g:g}" for g in part["gamma"]]
+        for col, (r, low, high) in enumerate((("pearson_e_v_over_t", "pearson_low", "pearson_high"),
+                                              ("pearson_increments", "increments_low", "increments_high")), 1):
+            fig.add_trace(go.Scatter(
+                x=x, y=part[r], mode="markers", name=f"seed {seed}", legendgroup=str(seed), showlegend=col == 1,
+                marker={"size": 9, "color": COLORS[rank % len(COLORS)]},
+                error_y={"type": "data", "symmetric": False, "array": part[high] - part[r],
+                         "arrayminus": part[r] - part[low]},
+                customdata=part[["n_t"]].to_numpy(),
+                hovertemplate="r=%{y:.3f}<br>n=%{customdata[0]}" + f"<extra>seed {seed}</extra>"), row=1, col=col)
+        fig.update_traces(selector={"legendgroup": str(seed)}, offsetgroup=str(rank))
+    fig.add_hline(y=0.0, line={"color": "grey", "width": 1})
+    fig.update_yaxes(range=[-1.05, 1.05], title_text="Pearson r (95% interval)", row=1, col=1)
+    fig.update_layout(template=TEMPLATE, height=420, scattermode="group", legend_title="seed")
+    return fig
+
+
+def finetuning_figure(plain: pd.DataFrame, released: pd.DataFrame) -> go.Figure:
+    """v and e over t for plain SGD (solid) and the released fine-tuning (dashed: momentum 0.9, weight decay
+    5e-4, x̂₁ every epoch), per γ, from two tables of the same protocol (first seed of each)."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["verification error v", "unlearning error e"])
+    for dash, label, df in (("solid", "plain SGD", plain), ("dash", "released", released)):
+        df = df if "seed" not in df else df[df["seed"] == df["seed"].min()]
+        for k, (gamma, rows) in enumerate(df.groupby("gamma", sort=True)):
+            rows = rows.sort_values("t")
+            for col, name in enumerate(("v", "e"), 1):
+                fig.add_trace(go.Scatter(x=rows["t"], y=rows[name], mode="lines", name=f"{label}, γ = {gamma:g}",
+                                         legendgroup=f"{label}{gamma}", showlegend=col == 1,
+                                         line={"color": COLORS[k % len(COLORS)], "dash": dash}), row=1, col=col)
+    fig.update_xaxes(title_text="t")
+    fig.update_yaxes(type="log")
+    fig.update_layout(template=TEMPLATE, height=420, legend={"orientation": "h", "y": -0.25})
+    return fig
