@@ -557,7 +557,7 @@ def unlearned_batch_sensitivity(blocks: Sequence[int], *, gamma: float = 0.0, **
     Everything else (``params``, as for :func:`verification_experiment`) stays fixed, so the spread of
     Pearson(e, v) over t across the rows is how much the along-t correlation depends on *which* batch is
     forgotten. Only the first of ``seeds`` (if given) is run. One row per block: ``unlearn_batch``, ``gamma``,
-    ``pearson_e_v_over_t`` and the last t's ``e`` and ``v``.
+    ``n_t``, ``pearson_e_v_over_t`` with its 95% interval ``pearson_low/high``, and the last t's ``e`` and ``v``.
     """
     if isinstance(blocks, np.ndarray):
         blocks = blocks.tolist()
@@ -571,6 +571,6 @@ def unlearned_batch_sensitivity(blocks: Sequence[int], *, gamma: float = 0.0, **
     for block in blocks:
         result = verification_experiment(**{**params, "gammas": [gamma], "unlearn_batch": block})
         last = summarize_verification(result).table.iloc[0]
-        rows.append({"unlearn_batch": block, "gamma": gamma, "pearson_e_v_over_t": last["pearson_e_v_over_t"],
-                     "e": last["e"], "v": last["v"]})
+        rows.append({"unlearn_batch": block, "gamma": gamma, "n_t": last["n_t"],
+                     **{k: last[k] for k in ("pearson_e_v_over_t", "pearson_low", "pearson_high", "e", "v")}})
     return pd.DataFrame(rows)

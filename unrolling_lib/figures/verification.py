@@ -138,7 +138,13 @@ def finetuning_figure(plain: pd.DataFrame, released: pd.DataFrame) -> go.Figure:
                 fig.add_trace(go.Scatter(x=rows["t"], y=rows[name], mode="lines", name=f"{label}, γ = {gamma:g}",
                                          legendgroup=f"{label}{gamma}", showlegend=col == 1,
                                          line={"color": COLORS[k % len(COLORS)], "dash": dash}), row=1, col=col)
+    start = regime_start(plain) if "eta_t_sigma" in plain else float("nan")
+    if np.isfinite(start):
+        for col in (1, 2):
+            fig.add_vline(x=start, line={"dash": "dot", "color": "grey"}, row=1, col=col)
     fig.update_xaxes(title_text="t")
     fig.update_yaxes(type="log")
-    fig.update_layout(template=TEMPLATE, height=420, legend={"orientation": "h", "y": -0.25})
+    note = f"<sup>dotted: t = 1/(η·σ_avg) ≈ {start:.3g}, where η·t·σ = 1</sup>" if np.isfinite(start) else ""
+    fig.update_layout(template=TEMPLATE, height=440, legend={"orientation": "h", "y": -0.25},
+                      title={"text": note}, margin={"t": 80})
     return fig
