@@ -18,9 +18,7 @@ Numerics only: :func:`unrolling_lib.figures.symmetry.symmetry_figure` draws the 
 from __future__ import annotations
 
 import copy
-import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +32,7 @@ from ..data import BatchOrder, TensorData, load_digits_dataset
 from ..metrics import verification_error
 from ..models import MLP
 from ..params import flat_weights, named_trainable, unflatten
-from ..training import cpu_threads, train_lockstep
+from ..training import cpu_threads, quiet_jvp, train_lockstep
 from ..validation import (
     ParameterError,
     check_choice,
@@ -110,15 +108,6 @@ def check_symmetry_params(**params: Any) -> dict[str, Any]:
     out = _check_training(hidden=q["hidden"], subset=q["subset"], batch_size=q["batch_size"], epochs=q["epochs"],
                           lr=q["lr"], unlearn_step=q["unlearn_step"])
     return {**out, "alphas": _check_alphas(q["alphas"])}
-
-
-@contextmanager
-def quiet_jvp() -> Iterator[None]:
-    """Silence the FutureWarning torch itself emits (``torch.jit.script`` is deprecated) the first time ``jvp``
-    loads its decompositions; every other warning passes."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*deprecated", category=FutureWarning)
-        yield
 
 
 # --------------------------------------------------------------------------------------------- permute

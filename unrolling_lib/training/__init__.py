@@ -2,14 +2,14 @@
 
 - :mod:`.loop`: :func:`train`, :func:`train_lockstep`, :func:`noise_floor` and what they return.
 - :mod:`.callbacks`: the :class:`Callback` protocol and the :class:`StepState` a callback sees.
-- :mod:`.runtime`: device, seeding, deterministic kernels, CPU threads.
+- :mod:`.runtime`: device, seeding, deterministic kernels, CPU threads, torch's own jvp warning.
 """
 
 from .callbacks import Callback, StepState
 from .loop import LockstepResult, TrainingDiverged, TrainResult, noise_floor, train, train_lockstep
-from .runtime import cpu_threads, deterministic_mode, pick_device, seed_everything
+from .runtime import cpu_threads, deterministic_mode, pick_device, quiet_jvp, seed_everything
 
 __all__ = [
     "Callback", "LockstepResult", "StepState", "TrainResult", "TrainingDiverged", "cpu_threads",
-    "deterministic_mode", "noise_floor", "pick_device", "seed_everything", "train", "train_lockstep",
+    "deterministic_mode", "noise_floor", "pick_device", "quiet_jvp", "seed_everything", "train", "train_lockstep",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -18,7 +19,7 @@ import torch
 
 from ..validation import ParameterError, check_choice, check_int
 
-__all__ = ["DEVICES", "cpu_threads", "deterministic_mode", "pick_device", "seed_everything"]
+__all__ = ["DEVICES", "cpu_threads", "deterministic_mode", "pick_device", "quiet_jvp", "seed_everything"]
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -99,3 +100,11 @@ def deterministic_mode(seed: int | None = None, *, threads: int | None = None) -
             os.environ["CUBLAS_WORKSPACE_CONFIG"] = saved[4]
 
 
+@contextmanager
+def quiet_jvp() -> Iterator[None]:
+    """Silence the FutureWarning torch itself emits (``torch.jit.script`` is deprecated) the first time
+    ``torch.func.jvp`` loads its decompositions: a message about torch's internals, not about the caller's
+    computation. Every other warning passes."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*deprecated", category=FutureWarning)
+        yield

@@ -24,7 +24,6 @@ ReLU, adaptive or 1-D/3-D max-pools) are not looked at.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +34,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, jvp
 from torch.overrides import TorchFunctionMode
 
+from ...training import quiet_jvp
 from ...validation import ParameterError, check_instance, check_int, check_number, check_numbers
 from .problem import ExpansionProblem, gradients_at_w0, sgd_path
 
@@ -172,10 +172,7 @@ class KinkDiagnostics:
 
 def _site_rates(problem: ExpansionProblem, x: torch.Tensor, direction: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """d/dη of every site's input at w₀ + η·direction (forward mode)."""
-    with warnings.catch_warnings():
-        # torch's first forward-mode call loads its own jvp decompositions through torch.jit.script, which
-        # warns that it is deprecated: a message about torch's internals, not about this computation.
-        warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*deprecated", category=FutureWarning)
+    with quiet_jvp():
         _, rates = jvp(lambda w: tuple(t for _, t, _ in _forward_sites(problem, w, x)), (problem.w0,),
                        (direction,))
     return rates
