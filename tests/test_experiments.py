@@ -82,6 +82,7 @@ def test_protocol_recomputed_by_hand():
     # w″ is held in float32, so v carries the rounding of the weights: a few eps32 · ‖w‖ (≈ 1e-6 here).
     assert last["v"] == pytest.approx(v, abs=8 * torch.finfo(torch.float32).eps * float(flat(model).norm()))
     assert last["weight_change"] == pytest.approx(change, rel=1e-5)
+    assert last["v_limit"] == pytest.approx(float(torch.linalg.vector_norm(unlearned - flat(model))), rel=1e-5)
     assert last["sigma_avg"] == pytest.approx(sigma_avg, rel=1e-12)
     assert last["e"] == pytest.approx(lr**2 * change / 30 * sigma_avg * (30 * 30 - 30) / 2, rel=1e-5)
     assert df["noise_floor"].eq(0.0).all()

@@ -407,7 +407,8 @@ def test_the_trivial_bound_holds_and_the_summary_counts_where_lemma1_beats_it(di
 def test_lp_distance_table_integrates_the_mixtures() -> None:
     case = lm.lemma1_case(3, 1)
     table = lm.lp_distance_table(case, [0.01, 0.1], ps=[1, 2])
-    assert list(table.columns) == ["noise_scale", "p", "lp_norm", "sup_bound", "lp_bound"] and len(table) == 4
+    assert list(table.columns) == ["noise_scale", "p", "lp_norm", "sup_bound", "lp_bound", "tv_bound"]
+    assert len(table) == 4
     from scipy.integrate import quad
     from scipy.stats import norm
 
@@ -431,3 +432,19 @@ def test_lp_distance_table_integrates_the_mixtures() -> None:
         lm.lp_distance_table(lm.lemma1_case(2, 1, dim=2))
     with pytest.raises(ParameterError, match=r"^ps=\[0\.5\] is not allowed"):
         lm.lp_distance_table(case, ps=[0.5])
+
+
+def test_tv_bound_holds_on_the_mixtures_and_is_tight_for_a_small_shift() -> None:
+    """½‖P − P′‖₁ ≤ mean‖d_I‖/(s√(2π)) on Lemma 1's own mixtures; exact for one pair as the shift → 0."""
+    from scipy.stats import norm
+
+    for n, m in [(3, 1), (3, 2), (4, 1)]:
+        table = lm.lp_distance_table(lm.lemma1_case(n, m), [0.003, 0.03, 0.3, 3.0], ps=[1])
+        assert (table["lp_norm"] / 2 <= table["tv_bound"] * (1 + 1e-6)).all()
+    for d, s in [(1e-3, 1.0), (0.1, 0.5), (2.0, 0.2)]:
+        exact = 2 * norm.cdf(d / (2 * s)) - 1  # TV of N(0, s²) and N(d, s²)
+        assert exact <= lm.tv_bound(d, s) + 1e-15
+    assert lm.tv_bound(1e-4, 1.0) == pytest.approx(2 * norm.cdf(0.5e-4) - 1, rel=1e-6)
+    assert lm.tv_bound(50.0, 1.0) == 1.0
+    with pytest.raises(ParameterError, match="^mean_shift="):
+        lm.tv_bound(-1.0, 1.0)

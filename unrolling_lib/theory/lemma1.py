@@ -55,6 +55,7 @@ __all__ = [
     "lemma1_table",
     "lp_bound",
     "lp_distance_table",
+    "tv_bound",
     "ordering_table",
     "orderings",
     "regression_data",
@@ -77,6 +78,8 @@ LEMMA1_DEFAULTS: dict[str, dict[str, Any]] = {
     "quick": dict(_QUICK),
     "colab": {**_QUICK, "dim": 2},
     "paper": {**_QUICK, "ns": [2, 3, 4, 5], "noise_scales": [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0]},
+    # the same code path in seconds (CI's nbval run): two n, one epoch, two noise scales
+    "smoke": {**_QUICK, "ns": [2, 3], "epochs": [1], "noise_scales": [0.01, 0.1]},
 }
 _MAX_ORDERINGS = 200_000
 _SQRT_E = math.sqrt(math.e)  # sup φ_s / L = √e·s in every dimension (see informative_below)
@@ -351,6 +354,20 @@ def lp_bound(sup_bound: float, p: float) -> float:
     return 2 ** (1 / p) * b ** (1 - 1 / p)
 
 
+def tv_bound(mean_shift: float, scale: float) -> float:
+    """A total-variation bound that the sup-norm route cannot give: TV(P, P′) ≤ min(1, v/(s·√(2π))).
+
+    Under Lemma 1's own assumptions each density is an average of translates of one Gaussian N(·, s²I), and the
+    orderings pair up (I with I′). TV is jointly convex, so TV(P, P′) ≤ mean_I TV(N(w_I, s²I), N(w′_I, s²I)),
+    and for two Gaussians of one covariance TV = 2Φ(‖d_I‖/(2s)) − 1 ≤ ‖d_I‖/(s·√(2π)) (Φ′ ≤ 1/√(2π)); so
+    the mean shift ``mean_shift`` = mean_I ‖d_I‖ (v, for P″ against P′) bounds it, in any dimension. This
+    follows from v itself, not from Eq. 3's sup-norm bound.
+    """
+    v = check_number("mean_shift", mean_shift, inclusive=True)
+    s = check_number("scale", scale)
+    return min(1.0, v / (s * math.sqrt(2 * math.pi)))
+
+
 def _lp_norm(centers_a: np.ndarray, centers_b: np.ndarray, scale: float, p: float) -> float:
     """‖P_a − P_b‖_p of two 1-D mixtures of N(c, s²): the trapezoid rule on a grid of spacing s/200 over every
     centre ± 10s (the mass left outside is below 1e-22)."""
@@ -366,8 +383,9 @@ def lp_distance_table(case: DensityCase, noise_scales: Sequence[float] = tuple(_
     """‖P − P′‖_p of a 1-D ``case`` (a :class:`Lemma1Case`) beside the bound Lemma 1 gives it (§4.1).
 
     One row per (noise scale s, p): ``lp_norm`` = ‖P − P′‖_p by the trapezoid rule, ``sup_bound`` = L·d (Eq. 2), and
-    ``lp_bound`` = :func:`lp_bound` (L·d, p), which is 2 at p = 1 for every s. The noise scales default
-    to the quick profile's.
+    ``lp_bound`` = :func:`lp_bound` (L·d, p), which is 2 at p = 1 for every s, and ``tv_bound`` =
+    :func:`tv_bound` (d, s), the bound on ½‖P − P′‖₁ that the mean shift gives directly. The noise scales
+    default to the quick profile's.
     """
     check_instance("case", case, DensityCase)
     if case.dim != 1:
@@ -379,5 +397,6 @@ def lp_distance_table(case: DensityCase, noise_scales: Sequence[float] = tuple(_
     for s in scales:
         sup_bound = gaussian_lipschitz(s, 1) * d
         rows += [{"noise_scale": s, "p": p, "lp_norm": _lp_norm(case.w_full, case.unique_retrained, s, p),
-                  "sup_bound": sup_bound, "lp_bound": lp_bound(sup_bound, p)} for p in ps]
+                  "sup_bound": sup_bound, "lp_bound": lp_bound(sup_bound, p), "tv_bound": tv_bound(d, s)}
+                 for p in ps]
     return pd.DataFrame(rows)
