@@ -136,6 +136,9 @@ def _fisher_interval(r: float, n: int, confidence: float, se_scale: float) -> tu
 def correlation(x: Any, y: Any, *, method: str = "pearson", confidence: float = 0.95) -> Correlation:
     """Pearson's or Spearman's correlation of ``x`` and ``y`` with n and a ``confidence`` interval.
 
+    The interval is nominal: it assumes n independent pairs. Points along one training run, or runs that share
+    pre-training, are not independent, and their true interval is wider.
+
     Pearson: ``scipy.stats.pearsonr`` and its Fisher-z interval, tanh(atanh r ± z/√(n − 3)). Spearman:
     ``scipy.stats.spearmanr`` with the Fisher-z interval whose variance is 1.06/(n − 3) (Fieller, Hartley &
     Pearson, 1957). With n ≤ 3 the interval is the whole of [−1, 1]: three points cannot rule anything out.
