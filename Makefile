@@ -22,7 +22,7 @@ $(STAMP): requirements.txt pyproject.toml
 $(HTML): $(STAMP) $(SOURCES)
 	$(PY) -m unrolling_lib stage-assets
 	rm -f $(HTML)
-	UNROLLING_BOOK_BUILD=1 $(VENV)/bin/jupyter-book build . --all -W -n --keep-going
+	UNROLLING_BOOK_BUILD=1 $(PY) -m unrolling_lib build-book
 
 book: $(HTML)
 	@echo "The book is built: open $(CURDIR)/$(HTML) in a browser."
@@ -30,9 +30,11 @@ book: $(HTML)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check unrolling_lib tests
 
-# Library tests, checks on the built pages, then every chapter re-executed under nbval.
+# Library tests, checks on the built pages (the build itself checked every claim at the quick profile),
+# then every chapter under nbval at the smoke profile: papermill copies in _build/smoke, seconds each.
 test: $(STAMP) lint book
-	$(PY) -m pytest tests book/*.ipynb --nbval-lax --nbval-current-env \
+	$(PY) -m unrolling_lib parameterize-chapters _build/smoke --profile smoke
+	$(PY) -m pytest tests _build/smoke/*.ipynb --nbval-lax --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
 
 clean:

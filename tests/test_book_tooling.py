@@ -136,7 +136,7 @@ def test_run_chapter_refuses_unknown_parameters_before_work(tmp_path):
     out = subprocess.run([sys.executable, "-m", "unrolling_lib", "run-chapter", "book/taxonomy.ipynb",
                           "--profile", "huge"], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 2
-    assert out.stderr.strip() == "error: profile='huge' is not allowed; choose one of quick, colab, paper"
+    assert out.stderr.strip() == "error: profile='huge' is not allowed; choose one of quick, colab, paper, smoke"
 
 
 def _scratch_book(root: Path, code: str) -> Path:

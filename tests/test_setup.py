@@ -32,7 +32,7 @@ def test_profile_values_and_overrides(capsys):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"profile": "fast"}, "profile='fast' is not allowed; choose one of 'quick', 'colab', 'paper'"),
+        ({"profile": "fast"}, "profile='fast' is not allowed; choose one of 'quick', 'colab', 'paper', 'smoke'"),
         ({"device": "tpu"}, "device='tpu' is not allowed"),
         ({"seed": -1}, "seed=-1 is not allowed"),
         ({"steps": "many"}, "steps='many' has the wrong type; expected int"),
@@ -77,3 +77,13 @@ def test_setup_turns_progress_bars_off_only_in_a_book_build(monkeypatch):
     monkeypatch.setenv(BOOK_BUILD_ENV, "1")
     setup("quick", verbose=False)
     assert os.environ["TQDM_DISABLE"] == "1"
+
+
+def test_claim_checks_apply_at_every_profile_but_smoke(capsys) -> None:
+    from unrolling_lib.book.profiles import SMOKE_NOTE
+
+    for profile in ("quick", "colab", "paper"):
+        assert setup(profile, verbose=False).checks_claims()
+    assert capsys.readouterr().out == ""
+    assert not setup("smoke", verbose=False).checks_claims()
+    assert capsys.readouterr().out.strip() == SMOKE_NOTE

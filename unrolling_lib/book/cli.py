@@ -4,6 +4,10 @@
 - ``run-chapter book/x.ipynb --profile colab -p name value``: execute one chapter with papermill; the
   executed notebook, its parameters and its results go to ``runs/<chapter>/<profile>-<timestamp>/``.
 - ``stage-assets``: copy plotly.js and MathJax into the book (``make book`` does this).
+- ``build-book``: build the book (every chapter executed at the quick profile) and print each chapter's
+  execution seconds (``make book`` does this).
+- ``parameterize-chapters OUT --profile smoke``: copies of the chapters with the profile injected by
+  papermill, for nbval (``make test`` does this).
 - ``sync-chapters``: rewrite Colab links and install cells from ``_config.yml``.
 - ``bench <name>``: run a benchmark (see ``unrolling_lib.book.bench``).
 """
@@ -35,6 +39,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=int, default=None,
                      help="seconds a cell may run (default: execute.timeout in _config.yml)")
     sub.add_parser("stage-assets", help="copy plotly.js and MathJax into the book")
+    sub.add_parser("build-book", help="build the book and print each chapter's execution seconds")
+    copies = sub.add_parser("parameterize-chapters", help="chapter copies with a profile injected (for nbval)")
+    copies.add_argument("out", type=Path)
+    copies.add_argument("--profile", default="smoke", help=f"one of {', '.join(PROFILES)}")
     sub.add_parser("sync-chapters", help="rewrite Colab links and install cells from _config.yml")
     bench = sub.add_parser("bench", help="run a benchmark")
     bench.add_argument("name")
@@ -54,6 +62,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "stage-assets":
             for path in book.stage_assets():
                 print(f"staged {path}")
+        elif args.command == "build-book":
+            from .build import build_book
+
+            return build_book()
+        elif args.command == "parameterize-chapters":
+            from .build import parameterize_chapters
+
+            written = parameterize_chapters(args.out, {"profile": args.profile})
+            print(f"wrote {len(written)} chapter copies at profile={args.profile!r} to {args.out}")
         elif args.command == "sync-chapters":
             changed = book.sync_chapters()
             print(f"updated {len(changed)} chapter(s)" + "".join(f"\n  {p}" for p in changed))

@@ -22,7 +22,7 @@ from ..figures.render import in_book_build, use_book_renderer
 from ..training.runtime import pick_device, seed_everything
 from ..validation import ParameterError, check_choice, check_int
 
-__all__ = ["PROFILES", "Profile", "RunConfig", "setup"]
+__all__ = ["CLAIM_PROFILES", "PROFILES", "SMOKE_NOTE", "Profile", "RunConfig", "setup"]
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,13 @@ PROFILES: dict[str, Profile] = {
                      where="one GPU"),
     "paper": Profile("paper", data="CIFAR-10/100 (downloaded)", model="ResNet-18 / VGG-19",
                      where="GPUs, the paper's full grids"),
+    "smoke": Profile("smoke", data="tiny subsets of the quick profile's data", model="the quick profile's",
+                     where="any CPU, seconds: the same code path, for CI"),
 }
+# Where a chapter's claims are stated and checked; at "smoke" only what holds at any scale is checked.
+CLAIM_PROFILES = ("quick", "colab", "paper")
+SMOKE_NOTE = ("smoke profile: the claims of this cell are stated at the quick profile; here only what holds at "
+              "any scale is checked (shapes, finite values, invariants)")
 
 
 @dataclass
@@ -65,6 +71,19 @@ class RunConfig:
 
     def summary(self) -> str:
         return f"profile={self.profile} · device={self.device} · data={self.data} · seed={self.seed}"
+
+    def checks_claims(self) -> bool:
+        """Whether a chapter's claim checks apply at this profile (:data:`CLAIM_PROFILES`). At ``"smoke"``
+        (tiny subsets and step counts, for CI) it prints :data:`SMOKE_NOTE` once per call and returns False,
+        and the cell checks only what holds at any scale::
+
+            if cfg.checks_claims():
+                assert ...  # the claim, at the quick profile's scale
+        """
+        if self.profile in CLAIM_PROFILES:
+            return True
+        print(SMOKE_NOTE)
+        return False
 
 
 def _check_type(name: str, value: Any, default: Any) -> Any:

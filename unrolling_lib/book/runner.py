@@ -75,7 +75,9 @@ def notebook_parameters(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def list_chapters(root: Path | None = None) -> str:
-    lines = []
+    """Every chapter with its parameters (name, type, default), after a line naming the profiles."""
+    profiles = "; ".join(f"{p.name}: {p.where}" for p in PROFILES.values())
+    lines = [f"profiles ({len(PROFILES)}) — {profiles}"]
     base = book.find_root(root)
     for path in book.chapters(base):
         lines.append(path.relative_to(base).as_posix())

@@ -76,6 +76,7 @@ SYMMETRY_DEFAULTS: dict[str, dict[str, Any]] = {
     "quick": dict(_QUICK),
     "colab": {**_QUICK, "hidden": [64, 64], "subset": 1437, "epochs": 10},
     "paper": {**_QUICK, "hidden": [128, 128], "subset": 1437, "epochs": 30, "alphas": 41},
+    "smoke": {**_QUICK, "hidden": [16], "subset": 128, "epochs": 1, "unlearn_step": 1, "alphas": 5},
 }
 
 

@@ -77,6 +77,7 @@ TOY_DEFAULTS: dict[str, dict[str, Any]] = {
     "colab": dict(_QUICK),
     "paper": {**_QUICK, "gammas": [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.25, 1.5, 2.0], "steps": 2000,
               "grid": 61, "arrows": 21},
+    "smoke": {**_QUICK, "gammas": [0.0, 0.5, 2.0], "steps": 50, "grid": 11, "arrows": 5},
 }
 
 

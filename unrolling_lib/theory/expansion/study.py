@@ -66,6 +66,10 @@ EXPANSION_DEFAULTS: dict[str, dict[str, Any]] = {
     "colab": {**_QUICK, "subset": 1437, "batch_size": 32, "steps": 40, "regime_steps": 400},
     "paper": {**_QUICK, "subset": 1437, "batch_size": 32, "steps": 100, "regime_steps": 1000,
               "lrs": [3e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2]},
+    # the same code path in seconds (CI's nbval run): one smooth and the ReLU model, four steps
+    "smoke": {**_QUICK, "models": ["mlp", "small_cnn"], "subset": 64, "batch_size": 8, "steps": 4,
+              "lrs": [1e-3, 2e-3, 5e-3], "bound_lrs": [0.1, 1.0], "unlearn_step": 1, "regime_steps": 20,
+              "regime_lrs": [0.1]},
 }
 
 # Models whose loss is only piecewise smooth (ReLU, max-pool): the Taylor expansion of §5 holds up to the
