@@ -1,20 +1,23 @@
 """The chapters run with the library alone: a fresh venv holding only a wheel of this package (what every chapter's
-Colab cell installs) plus a kernel to execute them, every chapter at the quick profile.
+Colab cell installs) plus a kernel to execute them, every chapter at the smoke profile (the same code path as the
+book's quick build, in seconds).
 
-Opt-in (``UNROLLING_LEAN_INSTALL=1``, a few minutes and a few GB of disk: torch is installed again); CI runs it
-after ``make test``.
+Two interpreters: this one, and Python 3.12 when the machine has it (Colab runs 3.12; found on the PATH or under
+pyenv). Opt-in (``UNROLLING_LEAN_INSTALL=1``, a few minutes and a few GB of disk: torch is installed again, and
+for 3.12 downloaded once into pip's cache); CI runs it after ``make test``.
 """
 
+import glob
 import os
 import shutil
 import subprocess
 import sys
-import venv
 from pathlib import Path
 
 import pytest
 
 from unrolling_lib.book import chapters
+from unrolling_lib.book.build import parameterize_chapters
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,11 +35,24 @@ print("executed", sys.argv[1])
 """
 
 
+def _python312() -> str | None:
+    """A Python 3.12 interpreter (Colab's version), on the PATH or under pyenv; None if the machine has none."""
+    found = shutil.which("python3.12")
+    pyenv = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.12*/bin/python3.12")))
+    candidates = ([found] if found else []) + pyenv
+    for path in candidates:
+        ok = subprocess.run([path, "-c", "import sys, venv; assert sys.version_info[:2] == (3, 12)"],
+                            capture_output=True, check=False)
+        if ok.returncode == 0:
+            return path
+    return None
+
+
 def _run(args: list[str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run(args, capture_output=True, text=True, check=False, **kw)
 
 
-def test_every_chapter_runs_with_the_package_alone(tmp_path):
+def _wheel(tmp_path: Path) -> Path:
     source = tmp_path / "source"  # a copy: building writes build/ and *.egg-info beside the sources
     shutil.copytree(ROOT / "unrolling_lib", source / "unrolling_lib", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
@@ -46,8 +62,18 @@ def test_every_chapter_runs_with_the_package_alone(tmp_path):
                   str(wheel_dir), str(source)])
     assert built.returncode == 0, built.stderr[-2000:]
     (wheel,) = wheel_dir.glob("unrolling_lib-*.whl")
+    return wheel
+
+
+@pytest.mark.parametrize("interpreter", ["this", "3.12"])
+def test_every_chapter_runs_with_the_package_alone(tmp_path, interpreter):
+    base = sys.executable if interpreter == "this" else _python312()
+    if base is None:
+        pytest.skip("no Python 3.12 on this machine (Colab's version): nothing to check")
+    wheel = _wheel(tmp_path)
     env_dir = tmp_path / "lean"
-    venv.create(env_dir, with_pip=True)
+    made = _run([base, "-m", "venv", str(env_dir)])
+    assert made.returncode == 0, made.stderr[-2000:]
     python = env_dir / "bin" / "python"
     # the package as the Colab cell installs it, and only what executing a notebook needs besides
     installed = _run([str(python), "-m", "pip", "install", "-q", str(wheel), "ipykernel", "nbclient"])
@@ -55,8 +81,10 @@ def test_every_chapter_runs_with_the_package_alone(tmp_path):
     extras = _run([str(python), "-c", "import importlib.util as u; print([m for m in ('papermill', 'jupyter_book', "
                                       "'pytest') if u.find_spec(m)])"])
     assert extras.stdout.strip() == "[]"  # the book's tooling is not there
+    copies = parameterize_chapters(tmp_path / "smoke", {"profile": "smoke"}, ROOT)
+    assert len(copies) == len(chapters.chapters(ROOT))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("UNROLLING_", "VIRTUAL_ENV"))}
     env.update(PATH=f"{env_dir / 'bin'}{os.pathsep}{env.get('PATH', '')}", UNROLLING_HEADLESS="1")
-    for chapter in chapters.chapters(ROOT):
-        out = _run([str(python), "-c", _EXECUTE, str(chapter), str(chapter.parent)], env=env, cwd=tmp_path)
-        assert out.returncode == 0, f"{chapter.name}: {out.stderr[-3000:]}"
+    for copy in copies:
+        out = _run([str(python), "-c", _EXECUTE, str(copy), str(copy.parent)], env=env, cwd=tmp_path)
+        assert out.returncode == 0, f"{interpreter}: {copy.name}: {out.stderr[-3000:]}"

@@ -113,11 +113,16 @@ def install_source(repo: Repository) -> str:
 
 
 def install_cell_source(repo: Repository) -> str:
+    """Every chapter's first code cell: on Colab it installs :func:`install_source`, elsewhere nothing. The
+    source is a variable (IPython expands ``{SOURCE}`` in the magic) so every line fits a code column."""
+    package, source = install_source(repo).split(" @ ", 1)
     return (
-        "# On Colab, install the library that goes with this book; elsewhere this cell does nothing.\n"
+        "# On Colab, install the library that goes with this book;\n"
+        "# elsewhere this cell does nothing.\n"
         "import sys\n\n"
+        f'SOURCE = "{source}"\n'
         f'if "{INSTALL_MARK}" in sys.modules:\n'
-        f'    %pip install --quiet "{install_source(repo)}"'
+        f'    %pip install --quiet "{package} @ {{SOURCE}}"'
     )
 
 
