@@ -212,7 +212,7 @@ def regime_figure(regime: pd.DataFrame) -> go.Figure:
     sources = list(dict.fromkeys(regime["model"]))
     lrs = sorted(regime["lr"].unique())
     fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.07, subplot_titles=(
-        "(a) η² term / exact remainder", "(b) v and its η² part, over η‖g₀‖", "(c) e (Eq. 9) / v"))
+        "(a) η² term ÷ exact remainder", "(b) v ÷ η‖g₀‖ (faded: η² part)", "(c) e (Eq. 9) ÷ v"))
     hover = "t = %{customdata}<br>η·t·σ = %{x:.3g}<br>%{y:.3g}<extra>%{fullData.name}</extra>"
     for k_source, source in enumerate(sources):
         closed_form = source == "quadratic"
@@ -239,10 +239,10 @@ def regime_figure(regime: pd.DataFrame) -> go.Figure:
         fig.add_hline(y=1, line={"color": "black", "width": 1}, row=1, col=col)
     fig.add_annotation(x=0, y=0.99, xref="x", yref="y domain", text=_REGIME_LABEL, showarrow=False,  # log10(1)
                        xanchor="left", yanchor="top", font={"size": 11, "color": "grey"})
-    fig.update_xaxes(type="log", title_text="η·t·σ")
-    fig.update_yaxes(type="log")
+    fig.update_xaxes(type="log", title_text="η·t·σ", dtick=1)  # decades only: the panels are narrow
+    fig.update_yaxes(type="log", dtick=1)
     fig.update_yaxes(title_text="ratio", row=1, col=1)
-    fig.update_layout(template=TEMPLATE, height=480, margin={"t": 50},
+    fig.update_layout(template=TEMPLATE, height=480, margin={"t": 50}, font={"size": 11},
                       legend={"orientation": "h", "y": -0.22, "x": 0, "font": {"size": 11}})
     return fig
 
