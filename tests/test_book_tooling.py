@@ -207,3 +207,25 @@ def test_resume_runs_again_in_the_same_folder_and_keeps_its_checkpoints(tmp_path
         run_chapter(path, "quick", {"seed": 2}, resume=folder)
     with pytest.raises(ParameterError, match="is not a run folder"):
         run_chapter(path, "quick", {"seed": 1}, resume=tmp_path)
+
+
+@pytest.fixture(scope="module")
+def digits_loaded():
+    """The digits loaded once (the first load imports scikit-learn's datasets)."""
+    from unrolling_lib.data import load_digits_dataset
+
+    return load_digits_dataset()
+
+
+def test_monitor_bench_prints_ratios_products_and_errors(digits_loaded, capsys):
+    from unrolling_lib.book.bench import BENCHES, bench_monitor, run_bench
+
+    bench_monitor(repeats=1, steps=50)
+    out = capsys.readouterr().out
+    for row in ("training alone", "σ every 50 ", "σ every 200 ", "tol 1e-2", "lockstep", "cost model"):
+        assert row in out
+    every_50 = next(line for line in out.splitlines() if line.startswith("with the monitor, σ every 50 "))
+    assert float(every_50.split()[-1]) <= 1e-2  # the largest σ error against ARPACK
+    assert set(BENCHES) >= {"hessian", "monitor"}
+    with pytest.raises(ParameterError, match="not a benchmark"):
+        run_bench("nope")

@@ -168,6 +168,47 @@ def test_warm_start_needs_fewer_products() -> None:
         assert abs(r.value - exact) <= 1e-3 * abs(exact)
 
 
+def _eigenpairs_by_magnitude(h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    values, vectors = torch.linalg.eigh(h)
+    order = values.abs().argsort(descending=True)
+    return values[order], vectors[:, order]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_warm_start_that_misses_the_top_eigenvector(seed: int) -> None:
+    """Started on the second eigenvector, or on any vector orthogonal to the first, Lanczos converges to λ₂:
+    the Krylov space stays orthogonal to the top eigenvector, so no stopping rule could tell. With a fresh
+    part in the start (``fresh``) the top eigenvalue is found from both."""
+    torch.manual_seed(seed)
+    model = mlp().double()
+    x, y = _data((6,), n=32, seed=seed)
+    values, vectors = _eigenpairs_by_magnitude(exact_hessian(model, CE, x, y))
+    top, second = float(values[0]), vectors[:, 1]
+    blind = top_eigenvalue(model, CE, x.double(), y, init=second)
+    assert blind.value == pytest.approx(float(values[1]), rel=1e-6)  # the limit that ``fresh`` is for
+    gen = torch.Generator().manual_seed(seed)
+    away = torch.randn(len(second), generator=gen, dtype=torch.float64)
+    away -= (away @ vectors[:, 0]) * vectors[:, 0]  # orthogonal to the top eigenvector, not an eigenvector
+    for start in (second, away):
+        result = top_eigenvalue(model, CE, x.double(), y, init=start, fresh=0.1, seed=seed)
+        assert result.converged
+        assert abs(result.value - top) <= 1e-3 * abs(top)
+
+
+def test_a_fresh_part_leaves_a_good_warm_start_cheap() -> None:
+    model, x, y = _trained_cnn(0)
+    x = x.double()
+    model = model.double()
+    exact = largest_magnitude(exact_hessian(model, CE, x, y))
+    cold = top_eigenvalue(model, CE, x, y)
+    warm = top_eigenvalue(model, CE, x, y, init=cold, fresh=0.1)
+    assert abs(warm.value - exact) <= 1e-3 * abs(exact)
+    assert warm.hvp_count < cold.hvp_count
+    assert top_eigenvalue(model, CE, x, y, fresh=0.1).hvp_count == cold.hvp_count  # no init: no effect
+    with pytest.raises(ValueError, match="fresh="):
+        top_eigenvalue(model, CE, x, y, init=cold, fresh=-0.1)
+
+
 @pytest.mark.parametrize("start_training", [True, False])
 def test_mode_is_restored_and_nothing_else_changes(start_training: bool) -> None:
     model, x, y = _trained_cnn(0)

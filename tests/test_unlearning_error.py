@@ -122,6 +122,76 @@ def test_warm_start_saves_hessian_vector_products(setting):
     assert counts[True] < counts[False]
 
 
+def dense_sigma(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """|λ|max of the dense Hessian of the mean cross entropy, in float64 (a separate path from the monitor's)."""
+    m = copy.deepcopy(model).double().eval()
+    names = [n for n, _ in m.named_parameters()]
+    shapes = [p.shape for p in m.parameters()]
+    flat0 = torch.cat([p.detach().reshape(-1) for p in m.parameters()])
+
+    def loss_of(flat: torch.Tensor) -> torch.Tensor:
+        params, offset = {}, 0
+        for n, shape in zip(names, shapes, strict=True):
+            k = math.prod(shape)
+            params[n] = flat[offset:offset + k].view(shape)
+            offset += k
+        return torch.nn.functional.cross_entropy(torch.func.functional_call(m, params, (x.double(),)), y)
+
+    hessian = torch.autograd.functional.hessian(loss_of, flat0, vectorize=True)
+    return float(torch.linalg.eigvalsh(hessian).abs().max())
+
+
+class DenseReference:
+    """The exact σ at the weights of every monitor sample."""
+
+    def __init__(self, every: int, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.every, self.x, self.y, self.sigmas = every, x, y, {}
+
+    def on_start(self, model):
+        self.sigmas[0] = dense_sigma(model, self.x, self.y)
+
+    def on_step(self, state):
+        self.sigmas[state.t] = dense_sigma(state.model, self.x, self.y)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A tanh MLP with 310 weights on digits: small enough for a dense Hessian at every sample."""
+    data = load_digits_dataset(train=True, subset=600, seed=0)
+    model = build_model("mlp", 10, seed=0, in_features=64, hidden=(4,))
+    return data, model, (data.x[:64], data.y[:64])
+
+
+def test_every_sample_is_within_1e_2_of_the_dense_hessian(tiny):
+    data, model, hb = tiny
+    order = BatchOrder(len(data), 32, steps=60, seed=2)
+    reference, counts = DenseReference(5, *hb), {}
+    for warm in (True, False):  # the same weights at every sample: the reference is taken once
+        monitor = UnlearningErrorMonitor(0.5, *hb, every=5, warm_start=warm)
+        extra = [reference] if warm else []
+        train(copy.deepcopy(model), data, order, lr=0.5, callbacks=[monitor, *extra], progress=False)
+        frame = monitor.frame()
+        exact = np.array([reference.sigmas[t] for t in frame["t"]])
+        assert len(frame) == 13 and frame["converged"].all()
+        assert np.all(np.abs(frame["sigma"].to_numpy() - exact) <= 1e-2 * exact)
+        counts[warm] = frame["hvp_count"].iloc[1:].sum()
+    assert counts[True] < counts[False]  # warm-started samples need fewer products than cold ones
+
+
+def test_a_big_weight_change_between_samples_is_not_missed(tiny):
+    """The previous eigenvector is useless after the weights jump; the sample must still find σ."""
+    _, model, hb = tiny
+    model = copy.deepcopy(model)
+    monitor = UnlearningErrorMonitor(0.5, *hb, every=10).start(model)
+    with torch.no_grad():
+        for p, q in zip(model.parameters(), build_model("mlp", 10, seed=7, in_features=64, hidden=(4,)).parameters(),
+                        strict=True):
+            p.copy_(3 * q)
+    record = monitor.step(model, 1, force=True)
+    exact = dense_sigma(model, *hb)
+    assert record["converged"] and abs(record["sigma"] - exact) <= 1e-2 * exact
+
+
 def test_step_forced_off_grid_and_errors(setting):
     data, order, hb = setting
     model = build_model("small_cnn", 10, seed=0)
@@ -134,7 +204,8 @@ def test_step_forced_off_grid_and_errors(setting):
     record = monitor.step(model, 7, force=True)
     assert record["t"] == 7 and record["weight_change"] == 0.0 and record["e"] == 0.0
     assert monitor.step(model, 7, force=True) is record  # the same t is not sampled twice
-    for kwargs, name in [({"every": 0}, "every"), ({"sigma_mode": "sqrt"}, "mode"), ({"tol": 2.0}, "tol")]:
+    for kwargs, name in [({"every": 0}, "every"), ({"sigma_mode": "sqrt"}, "mode"), ({"tol": 2.0}, "tol"),
+                         ({"fresh": -1.0}, "fresh")]:
         with pytest.raises(ParameterError, match=name):
             UnlearningErrorMonitor(LR, *hb, **kwargs)
     with pytest.raises(ParameterError, match="lr"):

@@ -35,6 +35,17 @@ How the eigenvalue is found
     ``torch.sum``: on a CPU, float32 ``torch.dot``/``torch.linalg.norm`` over millions of entries are off
     by up to 1e-2.
 
+What no stopping rule can see
+    A Krylov method only finds eigenvectors its start has a component along. Between two σ samples tens
+    of SGD steps apart the top two eigenvalues can swap, and a new top eigenvector can rise from deeper in
+    the spectrum; the previous eigenvector then has almost no component along it, and the iteration
+    converges, with a small error estimate, to what is now the second eigenvalue (a few per cent low when
+    the two are close). ``fresh`` mixes the cold start's vector (random plus gradient) into a warm start so
+    that the new top eigenvector is represented; it lowers that risk without removing it (numbers in
+    :class:`~unrolling_lib.unlearning_error.UnlearningErrorMonitor`). A cold start can end the same way, less
+    often, when the top two eigenvalues are close and the start's component along the first is small; only
+    more products (a smaller ``tol``) make it rarer.
+
 :func:`top_eigenvalue` puts the model in eval mode (BatchNorm uses its running statistics, so the loss is a
 fixed function of the weights and no running statistic is updated) and restores every module's own
 train/eval flag afterwards, also when an error is raised. The model's ``.grad`` fields are not touched.
@@ -167,6 +178,7 @@ def top_eigenvalue(
     max_iter: int = 100,
     init: torch.Tensor | EigenResult | None = None,
     seed: int = 0,
+    fresh: float = 0.0,
 ) -> EigenResult:
     """The Hessian's eigenvalue of largest magnitude on one batch, by Lanczos (σ of §5.2 and Eq. 9).
 
@@ -175,17 +187,21 @@ def top_eigenvalue(
     from the eigenvector found a few SGD steps earlier. Without ``init`` the start is a random vector drawn
     from a private generator seeded with ``seed`` (the global random state is left alone), plus the
     normalised gradient of the batch, which tends to lie in the top eigenspace (Gur-Ari et al., 2018) and
-    saves a few products; the random part keeps every eigenvector represented in the start.
+    saves a few products; the random part keeps every eigenvector represented in the start. ``fresh`` (≥ 0,
+    used with ``init``): the weight of that cold start vector added to the unit ``init`` before the start
+    is normalised, so that a warm start that has turned away from the top eigenvector still contains it
+    (see "What no stopping rule can see" above); 0 starts from ``init`` alone.
     """
     tol = check_number("tol", tol, high=1.0)
     max_iter = check_int("max_iter", max_iter, 1)
+    fresh = check_number("fresh", fresh, inclusive=True)
     check_batch(inputs, targets)
     with eval_mode(model):
         op = HVPOperator(model, loss_fn, inputs, targets)
         if not torch.isfinite(op.gradient).all():
             raise ParameterError("model and batch give a loss gradient with nan or inf entries; σ is not defined "
                                  "there (check the weights and the batch)")
-        v0 = _start_vector(op, init, seed)
+        v0 = _start_vector(op, init, seed, fresh)
         result = _lanczos(op, v0, float(tol), max_iter)
     if not math.isfinite(result.value):  # a Hessian with nan entries where the gradient was finite
         result.converged = False
@@ -201,7 +217,8 @@ def check_batch(inputs: torch.Tensor, targets: torch.Tensor) -> None:
                              f"{len(inputs)} and {len(targets)}")
 
 
-def _start_vector(op: HVPOperator, init: torch.Tensor | EigenResult | None, seed: int) -> torch.Tensor:
+def _start_vector(op: HVPOperator, init: torch.Tensor | EigenResult | None, seed: int,
+                  fresh: float = 0.0) -> torch.Tensor:
     if isinstance(init, EigenResult):
         init = init.vector
     if init is not None:
@@ -209,7 +226,15 @@ def _start_vector(op: HVPOperator, init: torch.Tensor | EigenResult | None, seed
         if v.numel() != op.numel:
             raise ParameterError(f"init must have {op.numel} entries (trainable parameters); got {v.numel()}")
         if torch.isfinite(v).all() and _norm(v) > 0:
+            v = v / _norm(v)
+            if fresh > 0:
+                v = v + fresh * _cold_vector(op, seed)
             return v / _norm(v)
+    return _cold_vector(op, seed)
+
+
+def _cold_vector(op: HVPOperator, seed: int) -> torch.Tensor:
+    """The unit start without ``init``: a seeded random vector plus the normalised gradient."""
     gen = torch.Generator(device="cpu").manual_seed(seed)
     v = torch.randn(op.numel, generator=gen, dtype=torch.float64).to(device=op.device, dtype=op.dtype)
     v = v / _norm(v)
@@ -266,23 +291,24 @@ def _ritz(alphas: list[float], betas: list[float]) -> tuple[np.ndarray, np.ndarr
     """Eigenvalues (ascending) and eigenvectors of the k×k tridiagonal Lanczos matrix."""
     k = len(alphas)
     t = np.zeros((k, k))
-    t[np.arange(k), np.arange(k)] = alphas
+    t.flat[::k + 1] = alphas  # the diagonal; the two off-diagonals below
     if k > 1:
-        t[np.arange(k - 1), np.arange(1, k)] = betas[:k - 1]
-        t[np.arange(1, k), np.arange(k - 1)] = betas[:k - 1]
+        t.flat[1::k + 1] = betas[:k - 1]
+        t.flat[k::k + 1] = betas[:k - 1]
     return np.linalg.eigh(t)
 
 
-def _error_estimates(theta: np.ndarray, s: np.ndarray, beta: float) -> tuple[np.ndarray, np.ndarray]:
-    """Residual norms and eigenvalue error estimates min(r, r²/gap) of every Ritz pair (θ ascending)."""
+def _error_estimates(theta: np.ndarray, s: np.ndarray, beta: float, i: int) -> tuple[np.ndarray, np.ndarray]:
+    """Residual norms of every Ritz pair (θ ascending) and, for pair ``i`` (elsewhere the residual), the
+    eigenvalue error estimate min(r, r²/gap) with the gap to its neighbours."""
     resid = abs(beta) * np.abs(s[-1, :])
-    if len(theta) == 1:
-        return resid, resid
-    steps = np.diff(theta)
-    gaps = np.minimum(np.append(steps, np.inf), np.insert(steps, 0, np.inf))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        quad = np.where(gaps > 0, resid**2 / gaps, resid)
-    return resid, np.minimum(resid, quad)
+    err = resid.copy()
+    below = theta[i] - theta[i - 1] if i > 0 else math.inf
+    above = theta[i + 1] - theta[i] if i + 1 < len(theta) else math.inf
+    gap = min(below, above)
+    if 0 < gap < math.inf:  # with a single Ritz value there is no gap: the estimate is the residual
+        err[i] = min(resid[i], resid[i] ** 2 / gap)
+    return resid, err
 
 
 @dataclass
@@ -292,7 +318,7 @@ class _Step:
     theta: np.ndarray  # Ritz values, ascending
     s: np.ndarray  # eigenvectors of the tridiagonal matrix (columns)
     resid: np.ndarray  # residual norm of each Ritz pair
-    err: np.ndarray  # error estimate of each Ritz value
+    err: np.ndarray  # entry i: the error estimate of Ritz value i (elsewhere the residual)
     i: int  # index of the Ritz value of largest magnitude
     basis: _Basis
     invariant: bool  # the Krylov space is invariant: the Ritz values are exact eigenvalues
@@ -322,9 +348,10 @@ def _lanczos_steps(op: HVPOperator, v0: torch.Tensor) -> Iterator[_Step]:
             w, beta = basis.orthogonalise(w)
             alphas.append(alpha)
             theta, s = _ritz(alphas, betas)
-            resid, err = _error_estimates(theta, s, beta)
-            invariant = beta <= 1e-12 * max(float(np.max(np.abs(theta))), 1e-300) or basis.k >= op.numel
-            step = _Step(theta, s, resid, err, int(np.argmax(np.abs(theta))), basis, invariant)
+            i = int(np.argmax(np.abs(theta)))
+            resid, err = _error_estimates(theta, s, beta, i)
+            invariant = beta <= 1e-12 * max(abs(float(theta[i])), 1e-300) or basis.k >= op.numel
+            step = _Step(theta, s, resid, err, i, basis, invariant)
             yield step
             if basis.k >= _MAX_BASIS or invariant:
                 break
