@@ -13,6 +13,7 @@ from unrolling_lib.curvature import sigma, top_eigenvalue
 from unrolling_lib.data import BatchOrder, batch_tensors, load_digits_dataset
 from unrolling_lib.losses import make_loss
 from unrolling_lib.models import build_model
+from unrolling_lib.params import unflatten
 from unrolling_lib.training import train
 from unrolling_lib.unlearning_error import (
     MONITOR_COLUMNS,
@@ -125,16 +126,11 @@ def test_warm_start_saves_hessian_vector_products(setting):
 def dense_sigma(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     """|λ|max of the dense Hessian of the mean cross entropy, in float64 (a separate path from the monitor's)."""
     m = copy.deepcopy(model).double().eval()
-    names = [n for n, _ in m.named_parameters()]
-    shapes = [p.shape for p in m.parameters()]
-    flat0 = torch.cat([p.detach().reshape(-1) for p in m.parameters()])
+    names, like = zip(*[(n, p.detach()) for n, p in m.named_parameters()], strict=True)
+    flat0 = torch.cat([p.reshape(-1) for p in like])
 
     def loss_of(flat: torch.Tensor) -> torch.Tensor:
-        params, offset = {}, 0
-        for n, shape in zip(names, shapes, strict=True):
-            k = math.prod(shape)
-            params[n] = flat[offset:offset + k].view(shape)
-            offset += k
+        params = dict(zip(names, unflatten(flat, like), strict=True))
         return torch.nn.functional.cross_entropy(torch.func.functional_call(m, params, (x.double(),)), y)
 
     hessian = torch.autograd.functional.hessian(loss_of, flat0, vectorize=True)
