@@ -196,3 +196,15 @@ def test_parameters_are_checked(kwargs: dict, name: str) -> None:
     args = {"problem": _tie_problem(NO_TIES), "lrs": [1e-3]} | kwargs
     with pytest.raises(ParameterError, match=name):
         kink_diagnostics(args.pop("problem"), args.pop("lrs"), **args)
+
+
+def test_below_the_first_switch_the_relu_net_has_slope_two() -> None:
+    """§5.1's prediction where the loss is smooth along the path: first-order error ∝ η² below η*."""
+    from unrolling_lib.theory.expansion import slope_below_first_switch
+
+    problem = ex.build_problem("small_cnn", subset=64, batch_size=8, steps=4)
+    d = kink_diagnostics(problem, [1e-3, 1e-2])
+    assert math.isfinite(d.first_switch_lr)
+    assert slope_below_first_switch(problem, d) == pytest.approx(2.0, abs=0.05)
+    with pytest.raises(ParameterError, match="^factors"):
+        slope_below_first_switch(problem, d, factors=[0.5])

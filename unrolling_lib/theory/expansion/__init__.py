@@ -28,7 +28,7 @@ from .bounds import (
     operator_norm_check,
     sigma_summary,
 )
-from .kinks import KinkDiagnostics, kink_diagnostics
+from .kinks import KinkDiagnostics, kink_diagnostics, slope_below_first_switch
 from .problem import (
     ExpansionProblem,
     build_problem,
@@ -120,6 +120,7 @@ __all__ = [
     "sigma_lr",
     "sigma_summary",
     "sigma_table",
+    "slope_below_first_switch",
     "slope_regime",
     "symbolic_check",
     "symbolic_terms",

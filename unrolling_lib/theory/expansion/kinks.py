@@ -36,9 +36,10 @@ from torch.overrides import TorchFunctionMode
 
 from ...training import quiet_jvp
 from ...validation import ParameterError, check_instance, check_int, check_number, check_numbers
+from .bounds import expansion_table, fit_slopes
 from .problem import ExpansionProblem, gradients_at_w0, sgd_path
 
-__all__ = ["KinkDiagnostics", "kink_diagnostics"]
+__all__ = ["KinkDiagnostics", "kink_diagnostics", "slope_below_first_switch"]
 
 _RELU = {F.relu, torch.relu, torch.Tensor.relu}
 _MAX_POOL = {F.max_pool2d, F.max_pool2d_with_indices, torch.max_pool2d}
@@ -277,3 +278,16 @@ def kink_diagnostics(problem: ExpansionProblem, lrs: Sequence[float], *, eps: fl
                            min_margin=float(table["min_margin"].min()) if len(table) else math.inf,
                            first_switch_lr=float(table["first_switch_lr"].min()) if len(table) else math.inf,
                            sites=table, switches=switches)
+
+
+def slope_below_first_switch(problem: ExpansionProblem, diagnostics: KinkDiagnostics,
+                             factors: Sequence[float] = (100, 30, 10)) -> float:
+    """The log-log slope in η of the first-order error at the full t, fitted over η = η*/k for k in ``factors``
+    (η* = ``diagnostics.first_switch_lr``): below the first branch switch the loss is smooth along the path,
+    so §5.1 predicts 2 for a ReLU network too."""
+    check_instance("diagnostics", diagnostics, KinkDiagnostics)
+    ks = check_numbers("factors", factors, low=1.0, distinct=True)
+    if not math.isfinite(diagnostics.first_switch_lr):
+        raise ParameterError("diagnostics has no branch switch along the path; there is no η* to go below")
+    fits = fit_slopes(expansion_table(problem, [diagnostics.first_switch_lr / k for k in ks]))
+    return float(fits.loc[fits["t"] == problem.steps, "first_order_slope"].item())
