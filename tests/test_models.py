@@ -67,6 +67,51 @@ def test_parameter_counts_match_the_architectures() -> None:
     assert num_parameters(LinearHead(384, 2)) == linear(384, 2)
 
 
+def test_the_small_stand_ins_count_their_layers() -> None:
+    # small_vgg: three biased 3×3 conv + BN blocks (1→8→16→32), pooled to 1×1, one linear layer
+    vgg = sum(conv(a, b, 3, True) + bn(b) for a, b in ((1, 8), (8, 16), (16, 32))) + linear(32, 10)
+    assert num_parameters(build_model("small_vgg", 10, in_channels=1)) == vgg == 6_330
+    # small_resnet: the stem (1→4) and one BasicBlock per stage, 4 → 8 → 16 → 32 channels (1×1 shortcuts
+    # where the width changes), one linear layer
+    res = conv(1, 4, 3, False) + bn(4)
+    cin = 4
+    for planes in (4, 8, 16, 32):
+        res += conv(cin, planes, 3, False) + bn(planes) + conv(planes, planes, 3, False) + bn(planes)
+        if cin != planes:
+            res += conv(cin, planes, 1, False) + bn(planes)
+        cin = planes
+    res += linear(32, 10)
+    assert num_parameters(build_model("small_resnet", 10, in_channels=1)) == res == 19_830
+
+
+@pytest.mark.parametrize("name", ["small_vgg", "small_resnet"])
+def test_the_small_stand_ins_take_digits_and_mnist_sizes_and_have_batchnorm(name: str) -> None:
+    model, again = build_model(name, 10, seed=0, in_channels=1), build_model(name, 10, seed=0, in_channels=1)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values(),
+                                                 strict=True))  # seeded: the same seed, the same weights
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    for side in (8, 28, 32):
+        out = model(torch.randn(3, 1, side, side))
+        assert out.shape == (3, 10)
+        out.sum().backward()
+
+
+def test_vgg_pools_to_one_pixel_as_the_released_no_op_did_on_cifar() -> None:
+    # On 32×32 inputs VGG-19's features end at 1×1, where the released AvgPool2d(1) and the global pool agree.
+    model = vgg19(10).eval()
+    x = torch.randn(2, 3, 32, 32)
+    body = model.features[:-1](x)
+    assert body.shape[-2:] == (1, 1)
+    assert torch.allclose(model(x), model.classifier(body.flatten(1)))
+
+
+def test_resnet_refuses_mismatched_widths() -> None:
+    from unrolling_lib.models import ResNet
+
+    with pytest.raises(ParameterError, match=r"num_blocks=\(1, 1\) .*widths=\(4, 8, 16\)"):
+        ResNet((1, 1), widths=(4, 8, 16))
+
+
 def test_resnet_keeps_the_cifar_stem_and_released_module_names() -> None:
     model = resnet18()
     assert model.conv1.kernel_size == (3, 3) and model.conv1.stride == (1, 1)
@@ -106,7 +151,8 @@ def test_small_models_shapes_and_double_backward() -> None:
 
 
 def test_build_model_by_name_and_seed() -> None:
-    assert set(MODELS) == {"resnet18", "vgg19", "small_cnn", "smooth_cnn", "mlp", "linear_head"}
+    assert set(MODELS) == {"resnet18", "vgg19", "small_cnn", "small_vgg", "small_resnet", "smooth_cnn", "mlp",
+                           "linear_head"}
     state = torch.random.get_rng_state()
     a = build_model("small_cnn", 10, seed=3, batch_norm=True)
     b = build_model("small_cnn", 10, seed=3, batch_norm=True)
@@ -117,7 +163,8 @@ def test_build_model_by_name_and_seed() -> None:
     with pytest.raises(ParameterError, match="name='resnet50'.*'resnet18'"):
         build_model("resnet50")
     with pytest.raises(ParameterError, match=r"^name='resnet50' is not allowed; choose one of 'resnet18', 'vgg19', "
-                                             r"'small_cnn', 'smooth_cnn', 'mlp', 'linear_head'$"):
+                                             r"'small_cnn', 'small_vgg', 'small_resnet', 'smooth_cnn', 'mlp', "
+                                             r"'linear_head'$"):
         build_model("resnet50")
     with pytest.raises(ParameterError, match=r"^name=\['mlp'\] is not allowed; choose one of 'resnet18'"):
         build_model(["mlp"])  # unhashable: refused by name, not a TypeError

