@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from packaging_support import build_wheel
 
 from unrolling_lib.book import chapters
 from unrolling_lib.book.build import parameterize_chapters
@@ -53,23 +54,10 @@ def _run(args: list[str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run(args, capture_output=True, text=True, check=False, **kw)
 
 
-def _wheel(tmp_path: Path) -> Path:
-    source = tmp_path / "source"  # a copy: building writes build/ and *.egg-info beside the sources
-    shutil.copytree(ROOT / "unrolling_lib", source / "unrolling_lib", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy2(ROOT / name, source / name)
-    wheel_dir = tmp_path / "wheel"
-    built = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                  str(wheel_dir), str(source)])
-    assert built.returncode == 0, built.stderr[-2000:]
-    (wheel,) = wheel_dir.glob("unrolling_lib-*.whl")
-    return wheel
-
-
 def test_every_chapter_runs_with_the_package_alone(tmp_path):
     base = _python312() or sys.executable
     interpreter = "3.12" if base != sys.executable else "this Python"
-    wheel = _wheel(tmp_path)
+    wheel = build_wheel(tmp_path)
     env_dir = tmp_path / "lean"
     made = _run([base, "-m", "venv", str(env_dir)])
     assert made.returncode == 0, made.stderr[-2000:]
@@ -80,6 +68,9 @@ def test_every_chapter_runs_with_the_package_alone(tmp_path):
     extras = _run([str(python), "-c", "import importlib.util as u; print([m for m in ('papermill', 'jupyter_book', "
                                       "'pytest') if u.find_spec(m)])"])
     assert extras.stdout.strip() == "[]"  # the book's tooling is not there
+    tables = _run([str(python), "-c", "from unrolling_lib.data import paper_table as p; "
+                                      "print([len(p(n)) for n in ('table1', 'table3', 'table4')])"], cwd=tmp_path)
+    assert tables.stdout.strip() == "[12, 72, 144]", tables.stderr[-2000:]  # the package data came along
     copies = parameterize_chapters(tmp_path / "smoke", {"profile": "smoke"}, ROOT)
     assert len(copies) == len(chapters.chapters(ROOT))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("UNROLLING_", "VIRTUAL_ENV"))}

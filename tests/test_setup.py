@@ -25,7 +25,7 @@ def test_profile_values_and_overrides(capsys):
     mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     assert cfg.device.type == ("cuda" if torch.cuda.is_available() else "mps" if mps else "cpu")
     line = capsys.readouterr().out.strip()
-    assert line == f"profile=quick · device={cfg.device} · data=digits (sklearn, offline) · seed=0"
+    assert line == f"profile=quick · device={cfg.device} · data=digits or MNIST-5k (offline, in packages) · seed=0"
     assert setup("colab", defaults=DEFAULTS, verbose=False).steps == 7812
 
 

@@ -36,7 +36,8 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    "quick": Profile("quick", data="digits (sklearn, offline)", model="small CNN", where="any CPU, offline"),
+    "quick": Profile("quick", data="digits or MNIST-5k (offline, in packages)", model="small CNNs",
+                     where="any CPU, offline"),
     "colab": Profile("colab", data="CIFAR-10/100 (downloaded)", model="ResNet-18 / VGG-19",
                      where="one GPU"),
     "paper": Profile("paper", data="CIFAR-10/100 (downloaded)", model="ResNet-18 / VGG-19",
