@@ -27,15 +27,18 @@ PAPER_SETTINGS = [["cifar10", "resnet18"], ["cifar10", "vgg19"], ["cifar100", "r
 
 # Quick: the four settings mirrored on digits and MNIST-5k (two real 10-class image sets that ship in
 # packages) with the two small BatchNorm nets; Figure 4's λ grid without 0.001 (for time); N = 0 and 100
-# steps; t = 120 steps of 32 (2.7 epochs of digits, 1 of MNIST-5k). About 1,000 steps per setting.
+# steps; t = 120 steps of 32 (2.7 epochs of digits, 1 of MNIST-5k); σ every 30 steps on 64 training images,
+# a row every 20.
+# About 1,000 steps per setting.
 _QUICK: dict[str, Any] = {
     **ERROR_CURVE_DEFAULTS, "gammas": [0.0], "l2s": [0.0, 0.01, 0.1], "pretrain_steps": [0, 100],
-    "steps": 120, "batch_size": 32, "lr": 0.1, "sigma_every": 20, "record_every": 10, "hessian_batch_size": 128,
+    "steps": 120, "batch_size": 32, "lr": 0.1, "sigma_every": 30, "record_every": 20, "hessian_batch_size": 64,
 }
-# Colab (one T4, about 15 minutes): the paper's four settings, three λ, N = 0 and 1 epoch, t = 1 epoch of
-# 1,563 steps, σ every 250 steps on 512 images, accuracy on 2,000 test images.
+# Colab (one T4; planned at about 47k SGD steps and 1k Hessian-vector products on 512 images, some 17
+# minutes): the paper's four settings, three λ, N = 0 and half an epoch, t = 1 epoch of 1,563 steps, σ every
+# 250 steps, accuracy on 2,000 test images.
 _COLAB: dict[str, Any] = {
-    **_QUICK, "settings": PAPER_SETTINGS, "l2s": [0.0, 0.01, 0.1], "pretrain_steps": [0, 1563], "steps": 1563,
+    **_QUICK, "settings": PAPER_SETTINGS, "l2s": [0.0, 0.01, 0.1], "pretrain_steps": [0, 782], "steps": 1563,
     "sigma_every": 250, "record_every": 125, "hessian_batch_size": 512, "test_subset": 2000,
 }
 # The paper: Table 3's λ grid, N = 0, 20 and 40 epochs, t = 5 epochs (Figure 4: 7,812 steps). The paper's step

@@ -196,9 +196,12 @@ def pieces_figure(table: pd.DataFrame, sigma: pd.DataFrame, *, dataset: str, mod
     return fig
 
 
-def influence_of_n_figure(influence: pd.DataFrame) -> go.Figure:
+def influence_of_n_figure(influence: pd.DataFrame, *, n_label: str = "pre-training steps N",
+                          title: str = "How much the SD loss lowers e, against the pre-training N (Table 4 along N)"
+                          ) -> go.Figure:
     """Table 4 read along N: the decrease of e relative to γ = 0 against N, one line per γ, one panel per
-    setting, with the 95% interval over seeds where there are several."""
+    setting, with the 95% interval over seeds where there are several. ``n_label``: the x axis (the paper's
+    table counts N in epochs)."""
     settings = _settings(influence)
     rows, cols = _grid(len(settings))
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=[setting_label(*s) for s in settings],
@@ -220,10 +223,9 @@ def influence_of_n_figure(influence: pd.DataFrame) -> go.Figure:
                                                    "<br>accuracy drop=%{customdata[1]:.3f}<extra></extra>"),
                           row=i // cols + 1, col=i % cols + 1)
     fig.add_hline(y=0, line={"color": "grey", "dash": "dot"})
-    fig.update_xaxes(title_text="pre-training steps N")
+    fig.update_xaxes(title_text=n_label)
     fig.update_yaxes(title_text="1 − e / e(γ = 0)", tickformat=".0%", col=1)
-    fig.update_layout(title="How much the SD loss lowers e, against the pre-training N (Table 4 along N)",
-                      template=TEMPLATE, height=380 * rows + 60, legend_title="strength γ")
+    fig.update_layout(title=title, template=TEMPLATE, height=380 * rows + 60, legend_title="strength γ")
     return fig
 
 
