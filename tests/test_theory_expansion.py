@@ -401,7 +401,7 @@ def test_expansion_study_refuses_bad_parameters_before_any_work() -> None:
     ({"lrs": [1e-3, float("nan")]}, "lrs=[0.001, nan] is not allowed; use a non-empty list of distinct finite "
                                     "numbers > 0"),
     ({"models": ["mlp", "cnn"]}, "models[1]='cnn' is not allowed; choose one of 'resnet18', 'vgg19', 'small_cnn', "
-                                 "'smooth_cnn', 'mlp', 'linear_head'"),
+                                 "'small_vgg', 'small_resnet', 'smooth_cnn', 'mlp', 'linear_head'"),
     ({"models": []}, "models=[] is not allowed; name at least one model in a list ('mlp', 'smooth_cnn', 'small_cnn')"),
     ({"models": ["mlp", "mlp"]}, "models=['mlp', 'mlp'] is not allowed; name each model once"),
     ({"bound_lrs": [0.1, 0.1]}, "bound_lrs=[0.1, 0.1] is not allowed; use a non-empty list of distinct finite numbers "

@@ -21,10 +21,11 @@ loss (cross entropy and SD term) alone: the penalty's own Hessian, λ·I for wei
 Pre-training is shared along N: one run to the largest N of the grid, a copy kept at each N, so a grid
 of several N costs one pre-training per seed, setting and loss.
 
-Long runs. A tqdm bar counts the runs (one per seed, setting and loss); with ``checkpoint_dir`` each run's
-rows are written atomically as it finishes, a later call with the same parameters and folder skips the
-runs already there (an interrupted Colab session loses at most the run in flight), and a folder that
-holds other parameters is refused.
+Long runs. A tqdm bar counts the runs (one per seed, setting and loss). With ``checkpoint_dir`` each cell's
+rows and σ samples are written atomically as the cell finishes, and each pre-trained M_N as pre-training
+reaches it (deleted once its cell is written); a later call with the same parameters and folder reads the
+finished cells back and resumes pre-training from the latest M_N on disk, so an interrupted Colab session
+loses at most the cell in flight. A folder that holds other parameters is refused.
 
 The §6.1, §8.1 and §8.2 chapters call this with their own grids (``strawmen``, ``sd_loss``, ``ablation``).
 """
@@ -44,7 +45,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ..curvature import SIGMA_MODES
 from ..data import DATASETS, BatchOrder, TensorData, batch_tensors, load_dataset
@@ -52,8 +53,8 @@ from ..losses import check_scaling, l2_penalty, make_loss
 from ..metrics import accuracy
 from ..models import MODELS, build_model
 from ..params import flat_weights
-from ..storage import claim_folder, read_table, write_table
-from ..training import StepState, TrainingDiverged, cpu_threads, pick_device, train
+from ..storage import atomic_torch_save, claim_folder, read_table, write_table
+from ..training import StepState, TrainingDiverged, bars_wanted, cpu_threads, pick_device, train
 from ..unlearning_error import UnlearningErrorMonitor, eta_t_sigma, unlearning_error, weight_change
 from ..validation import ParameterError, check_bool, check_choice, check_int, check_ints, check_number, check_numbers
 
@@ -180,20 +181,27 @@ def _training_loss(model: nn.Module, gamma: float, scaling: str, l2: float, l2_f
 
 
 class _Snapshots:
-    """Keeps a copy of the weights (and BatchNorm buffers) after each step count in ``steps``."""
+    """Keeps a copy of the weights (and BatchNorm buffers) when the run reaches each step count in ``steps``
+    (``offset``: the step count the run starts from). With ``path`` (step count → file) each copy is also
+    written there atomically, so that an interrupted grid resumes from it instead of pre-training again."""
 
     every = 1
 
-    def __init__(self, steps: Sequence[int]) -> None:
-        self.steps, self.kept = set(steps), {}
+    def __init__(self, steps: Sequence[int], *, offset: int = 0, path: Any = None) -> None:
+        self.steps, self.offset, self.path, self.kept = set(steps), offset, path, {}
 
     def on_start(self, model: nn.Module) -> None:
-        if 0 in self.steps:
-            self.kept[0] = copy.deepcopy(model.state_dict())
+        if self.offset in self.steps:
+            self._keep(model, self.offset)
 
     def on_step(self, state: StepState) -> None:
-        if state.t in self.steps:
-            self.kept[state.t] = copy.deepcopy(state.model.state_dict())
+        if state.t + self.offset in self.steps:
+            self._keep(state.model, state.t + self.offset)
+
+    def _keep(self, model: nn.Module, n: int) -> None:
+        self.kept[n] = copy.deepcopy(model.state_dict())
+        if self.path is not None and n > 0:  # M₀ is rebuilt from the seed
+            atomic_torch_save(self.kept[n], self.path(n))
 
 
 class _CurveProbe:
@@ -228,45 +236,100 @@ class _CurveProbe:
                           "accuracy": accuracy(model, self.test)})
 
 
+class _RunFiles:
+    """Where a run's cells and pre-trained snapshots live in ``checkpoint_dir`` (nothing without one)."""
+
+    def __init__(self, folder: Path | None, key: dict[str, Any]) -> None:
+        self.folder, self.name = folder, _run_name(key)
+
+    def cell(self, n: int) -> Path | None:
+        return None if self.folder is None else self.folder / f"{self.name}_N_{n}.csv"
+
+    def sigma(self, n: int) -> Path | None:
+        return None if self.folder is None else self.folder / f"sigma_{self.name}_N_{n}.csv"
+
+    def snapshot(self, n: int) -> Path | None:
+        return None if self.folder is None else self.folder / f"pretrained_{self.name}_N_{n}.pt"
+
+    def has(self, path: Path | None) -> bool:
+        return path is not None and path.exists()
+
+
 def _one_run(key: dict[str, Any], p: dict[str, Any], *, data: TensorData, test: TensorData,
              hessian_batch: tuple[torch.Tensor, torch.Tensor], finetune: BatchOrder, device: torch.device,
-             progress: bool) -> tuple[pd.DataFrame, pd.DataFrame, dict[tuple, str]]:
-    """Every N of one seed, setting and loss: the rows, the σ samples and the diverged cells."""
+             progress: bool, folder: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict[tuple, str]]:
+    """Every N of one seed, setting and loss: the rows, the σ samples and the diverged cells.
+
+    With ``folder``, a cell already written there is read back, each finished cell is written as it ends,
+    and pre-training resumes from the latest snapshot on disk (a snapshot is deleted once its cell is
+    written): an interruption loses at most the cell in flight and the pre-training since the last N."""
     seed, gamma, l2 = key["seed"], key["gamma"], key["l2"]
     label = f"{key['dataset']}/{key['model']} γ={gamma:g} λ={l2:g}"
-    model = _build(key["model"], data, seed).to(device)
+    files = _RunFiles(folder, key)
     grid = sorted(p["pretrain_steps"])
-    snapshots = _Snapshots(grid)
     common = dict(lr=p["lr"], progress=progress, on_divergence="raise")
-    rows, sigmas, diverged = [], [], {}
-    if grid[-1] > 0:
-        pre = BatchOrder(len(data), p["batch_size"], steps=grid[-1], seed=seed)
+    rows, sigmas, diverged = {}, {}, {}
+    for n in grid:
+        if files.has(files.cell(n)) and files.has(files.sigma(n)):
+            rows[n], sigmas[n] = read_table(files.cell(n)), read_table(files.sigma(n))
+    todo = [n for n in grid if n not in rows]
+    if not todo:
+        return _joined(rows, sigmas, grid) + (diverged,)
+    model = _build(key["model"], data, seed).to(device)
+    # Pre-train to the largest N whose weights are not on disk, from the latest snapshot below the first such N.
+    missing = [n for n in todo if n > 0 and not files.has(files.snapshot(n))]
+    start = max([n for n in grid if n > 0 and files.has(files.snapshot(n)) and (not missing or n < min(missing))],
+                default=0)
+    end = max(missing, default=start)
+    if start > 0:
+        model.load_state_dict(torch.load(files.snapshot(start), map_location=device, weights_only=True))
+    snapshots = _Snapshots([n for n in grid if start <= n <= end], offset=start,
+                           path=files.snapshot if folder is not None else None)
+    if end > start:
+        order = BatchOrder(len(data), p["batch_size"], steps=grid[-1], seed=seed)
+        part = BatchOrder.from_batches([order[i] for i in range(start, end)], len(data))
         try:
-            train(model, data, pre, callbacks=[snapshots], desc=f"pre-train {label}",
+            train(model, data, part, callbacks=[snapshots], desc=f"pre-train {label}",
                   **common, **_training_loss(model, gamma, p["scaling"], l2, p["l2_form"]))
         except TrainingDiverged as err:  # the N reached before the divergence are still measured
-            diverged.update({(*key.values(), n): str(err) for n in grid if n not in snapshots.kept})
+            diverged.update({(*key.values(), n): str(err) for n in missing if n not in snapshots.kept})
     else:
         snapshots.on_start(model)
-    for n in grid:
-        if n not in snapshots.kept:
-            continue
-        model.load_state_dict(snapshots.kept[n])
+    for n in todo:
+        if n in snapshots.kept:
+            model.load_state_dict(snapshots.kept[n])
+        elif files.has(files.snapshot(n)):
+            model.load_state_dict(torch.load(files.snapshot(n), map_location=device, weights_only=True))
+        else:
+            continue  # pre-training diverged before N
         monitor = UnlearningErrorMonitor(p["lr"], *hessian_batch, loss_fn=make_loss(gamma, p["scaling"]),
                                          every=p["sigma_every"], sigma_mode=p["sigma_mode"],
                                          max_iter=p["sigma_max_iter"])
         probe = _CurveProbe(every=p["record_every"], lr=p["lr"], monitor=monitor, test=test)
+        failed = None
         try:
             train(model, data, finetune, callbacks=[monitor, probe], desc=f"N={n} {label}", **common,
                   **_training_loss(model, gamma, p["scaling"], l2, p["l2_form"]))
         except TrainingDiverged as err:
-            diverged[(*key.values(), n)] = str(err)
+            failed = diverged[(*key.values(), n)] = str(err)
         cell = {**key, "pretrain_steps": n}
-        rows.append(pd.DataFrame(probe.rows).assign(**cell))
-        sigmas.append(monitor.frame().assign(**cell))
-    table = pd.concat(rows, ignore_index=True)[list(CURVE_COLUMNS)] if rows else _empty(CURVE_COLUMNS)
-    sigma = pd.concat(sigmas, ignore_index=True) if sigmas else pd.DataFrame(columns=list(CELL_KEYS))
-    return table, sigma, diverged
+        rows[n] = pd.DataFrame(probe.rows).assign(**cell)[list(CURVE_COLUMNS)]
+        sigmas[n] = monitor.frame().assign(**cell)
+        if folder is not None and failed is None:  # a cell that diverged is tried again on resume
+            write_table(sigmas[n], files.sigma(n), **cell)
+            write_table(rows[n], files.cell(n), **cell)
+            if files.has(files.snapshot(n)):
+                files.snapshot(n).unlink()
+    return _joined(rows, sigmas, grid) + (diverged,)
+
+
+def _joined(rows: dict[int, pd.DataFrame], sigmas: dict[int, pd.DataFrame],
+            grid: list[int]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A run's cells in N order: its rows and σ samples."""
+    ns = [n for n in grid if n in rows]
+    table = pd.concat([rows[n] for n in ns], ignore_index=True)[list(CURVE_COLUMNS)] if ns else _empty(CURVE_COLUMNS)
+    sigma = pd.concat([sigmas[n] for n in ns], ignore_index=True) if ns else pd.DataFrame(columns=list(CELL_KEYS))
+    return table, sigma
 
 
 def _empty(columns: Sequence[str]) -> pd.DataFrame:
@@ -336,22 +399,14 @@ def error_curves(
     if folder is not None:  # only once every check has passed: a refused call leaves the folder as it was
         claim_folder(folder, {**p, "device": str(dev)}, name="checkpoint_dir", stamp="error_curves_params.json")
     tables, sigmas, diverged = [], [], {}
-    with cpu_threads(p["threads"]), tqdm(total=len(keys), desc="error curves", disable=not progress) as bar:
+    with cpu_threads(p["threads"]), tqdm(total=len(keys), desc="error curves",
+                                             disable=not bars_wanted(progress)) as bar:
         for key in keys:
-            done = folder / f"{_run_name(key)}.csv" if folder is not None else None
-            if done is not None and done.exists():
-                tables.append(read_table(done))
-                sigmas.append(read_table(done.with_name(f"sigma_{done.name}")))
-                bar.update(1)
-                continue
-            inputs = loaded[(key["dataset"], key["seed"])]
-            table, sigma, failed = _one_run(key, p, **inputs, device=dev, progress=progress)
+            table, sigma, failed = _one_run(key, p, **loaded[(key["dataset"], key["seed"])], device=dev,
+                                            progress=progress, folder=folder)
             for cell, message in failed.items():
                 warnings.warn(f"{cell} diverged, its rows stop there: {message}", RuntimeWarning, stacklevel=2)
             diverged.update(failed)
-            if done is not None and not failed:  # a run that diverged is tried again on resume
-                write_table(sigma, done.with_name(f"sigma_{done.name}"), **key)
-                write_table(table, done, **key)
             tables.append(table)
             sigmas.append(sigma)
             bar.update(1)

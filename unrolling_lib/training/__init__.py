@@ -7,9 +7,9 @@
 
 from .callbacks import Callback, StepState
 from .loop import LockstepResult, TrainingDiverged, TrainResult, noise_floor, train, train_lockstep
-from .runtime import cpu_threads, deterministic_mode, pick_device, quiet_jvp, seed_everything
+from .runtime import bars_wanted, cpu_threads, deterministic_mode, pick_device, quiet_jvp, seed_everything
 
 __all__ = [
-    "Callback", "LockstepResult", "StepState", "TrainResult", "TrainingDiverged", "cpu_threads",
+    "Callback", "LockstepResult", "StepState", "TrainResult", "TrainingDiverged", "bars_wanted", "cpu_threads",
     "deterministic_mode", "noise_floor", "pick_device", "quiet_jvp", "seed_everything", "train", "train_lockstep",
 ]

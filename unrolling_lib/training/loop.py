@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -63,7 +62,7 @@ from ..losses import DEFAULT_SCALING, LossFn, make_loss
 from ..params import module_mode, trainable_parameters, weight_distance
 from ..validation import ParameterError, check_choice, check_instance, check_number
 from .callbacks import StepState, as_callbacks
-from .runtime import deterministic_mode
+from .runtime import bars_wanted, deterministic_mode
 
 __all__ = ["DIVERGENCE_MODES", "LockstepResult", "TrainResult", "TrainingDiverged", "noise_floor", "train",
            "train_lockstep"]
@@ -183,12 +182,6 @@ def _train_mode(models: Sequence[nn.Module]) -> Iterator[None]:
         yield
 
 
-def _bars_wanted(progress: bool) -> bool:
-    """``progress``, unless tqdm's own ``TQDM_DISABLE`` is set now (tqdm reads it only when it is imported,
-    so a chapter's set-up that sets it later would otherwise not count)."""
-    return bool(progress) and os.environ.get("TQDM_DISABLE", "").lower() in ("", "0", "false")
-
-
 def _diverged(value: float, max_loss: float | None) -> bool:
     return not math.isfinite(value) or (max_loss is not None and value > max_loss)
 
@@ -244,7 +237,7 @@ def _run(models: list[nn.Module], skips: list[frozenset[int]], data: TensorData 
     for cb in callbacks:
         if hasattr(cb, "on_start"):
             cb.on_start(models[0])
-    bar = tqdm(total=total, desc=desc, leave=False, mininterval=0.5, disable=not _bars_wanted(progress))
+    bar = tqdm(total=total, desc=desc, leave=False, mininterval=0.5, disable=not bars_wanted(progress))
     with _train_mode(models), bar:
         for step, indices in enumerate(order):
             x, y = batch_tensors(data, indices, device)
