@@ -83,6 +83,14 @@ def test_protocol_recomputed_by_hand():
     assert last["v"] == pytest.approx(v, abs=8 * torch.finfo(torch.float32).eps * float(flat(model).norm()))
     assert last["weight_change"] == pytest.approx(change, rel=1e-5)
     assert last["v_limit"] == pytest.approx(float(torch.linalg.vector_norm(unlearned - flat(model))), rel=1e-5)
+    # The same runs, unlearned with the gradient at w_t (§8.3 as printed) and by amnesiac unlearning: with plain
+    # SGD and x̂₁ first, the update M applied at x̂₁ is −η∇L(w₀; x̂₁), so amnesiac equals single-gradient at w₀.
+    *_, unlearned_final = protocol_by_hand(gamma, lr, at="final")
+    tol = 8 * torch.finfo(torch.float32).eps * float(flat(model).norm())
+    assert last["v_final"] == pytest.approx(float(torch.linalg.vector_norm(unlearned_final - flat(retrained))),
+                                            abs=tol)
+    assert last["v_final"] != pytest.approx(last["v"], abs=tol)
+    assert last["v_amnesiac"] == pytest.approx(v, abs=tol)
     assert last["sigma_avg"] == pytest.approx(sigma_avg, rel=1e-12)
     assert last["e"] == pytest.approx(lr**2 * change / 30 * sigma_avg * (30 * 30 - 30) / 2, rel=1e-5)
     assert df["noise_floor"].eq(0.0).all()
@@ -102,6 +110,27 @@ def test_protocol_recomputed_by_hand():
     hessian = torch.autograd.functional.hessian(loss_of, flat(dense), vectorize=True)
     exact = float(torch.linalg.eigvalsh(hessian).abs().max())
     assert sigmas.loc[sigmas["t"] == 0, "sigma"].item() == pytest.approx(exact, rel=1e-3)
+
+
+def test_amnesiac_subtracts_the_update_applied_at_a_later_step():
+    gamma, lr, k = 0.0, 0.01, 4  # x̂ is the batch of fine-tuning step 4: its update is taken at w₄, not w₀
+    df = verification_experiment(gammas=[gamma], unlearn_step=k, **SMALL).table
+    data = load_digits_dataset(train=True)
+    model = build_model("small_cnn", 10, seed=0, in_channels=1)
+    sgd(model, data, BatchOrder(len(data), 128, steps=20, seed=0), 0.1, gamma)
+    batches = list(BatchOrder(len(data), 32, steps=30, seed=1))  # the forgotten batch is step k of the order
+    retrained = copy.deepcopy(model)
+    sgd(model, data, batches[:k], lr, gamma)
+    before = flat(model)
+    sgd(model, data, batches[k:k + 1], lr, gamma)
+    update = flat(model) - before
+    sgd(model, data, batches[k + 1:], lr, gamma)
+    sgd(retrained, data, batches[:k] + batches[k + 1:], lr, gamma)
+    expected = float(torch.linalg.vector_norm(flat(model) - update - flat(retrained)))
+    last = df.iloc[-1]
+    tol = 8 * torch.finfo(torch.float32).eps * float(flat(model).norm())
+    assert last["v_amnesiac"] == pytest.approx(expected, abs=tol)
+    assert last["v_amnesiac"] != pytest.approx(last["v"], rel=1e-3)  # the gradient at w₀ is another step
 
 
 def test_after_one_step_unlearning_is_exact_and_e_is_zero():

@@ -61,7 +61,8 @@ def test_training_for_less_and_tradeoff(sd, l2) -> None:
     assert all(len(t.x) == 3 for t in fig.data)  # t = 0, 2, 4 from N = 0
     effect = sd_loss.sd_loss_effect(sd)
     fig = tradeoff_figure(effect, strength="gamma")
-    assert len(fig.data) == 2 and list(fig.data[0].text) == ["γ=0", "γ=5"]
+    assert len(fig.data) == 2 and list(fig.data[0].customdata) == ["γ=0", "γ=5"]
+    assert list(fig.data[0].text) == ["γ=0", "γ=5"]  # the two ends are labelled (here every point)
     assert fig.layout.xaxis.type == "log"
     assert len(tradeoff_figure(strawmen.l2_effect(l2), strength="l2").data) == 2
 

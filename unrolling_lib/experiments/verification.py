@@ -9,6 +9,12 @@
     4. Unlearn x̂₁ from M_{N+t} with a single gradient (§5.1) taken at w₀: w″ = w_{N+t} + η·∇L(w₀; x̂₁).
     5. v = ‖w′ − w″‖₂, every ``verify_every`` steps, so that e and v can be correlated over t.
 
+On the same runs, two other unlearned models: w″ by single-gradient unlearning with the gradient at
+w_{N+t} (``v_final``, the formula printed in §8.3), and by amnesiac unlearning (``v_amnesiac``, Graves et
+al.: the updates M applied at the steps that used x̂₁, recorded as they happened and subtracted). With plain
+SGD and x̂₁ at the first step the amnesiac update is −η∇L(w₀; x̂₁) itself, so ``v_amnesiac`` equals ``v``
+there; they part when x̂₁ is used later (``unlearn_step > 0``, every epoch) or with momentum.
+
 The printed §8.3 formula takes the gradient at w_{N+t}; the theory and the released verification code
 take it at w₀, the default here (``unlearn_at="final"`` for the printed one). The unlearned batch is step
 ``unlearn_step`` of the fine-tuning order (x̂₁ is step 0); ``unlearn_batch=114`` makes it the block of
@@ -64,7 +70,7 @@ from ..models import MODELS, build_model
 from ..params import flat_weights
 from ..storage import atomic_torch_save, claim_folder, read_table, write_table
 from ..training import StepState, TrainingDiverged, cpu_threads, pick_device, train, train_lockstep
-from ..unlearning import UNLEARN_AT, single_gradient_unlearn
+from ..unlearning import UNLEARN_AT, UpdateRecorder, amnesiac_unlearn, single_gradient_unlearn
 from ..unlearning_error import UnlearningErrorMonitor, eta_t_sigma, unlearning_error, weight_change
 from ..validation import (
     ParameterError,
@@ -82,9 +88,10 @@ __all__ = ["RELEASED_FINETUNING", "SENSITIVITY_BLOCKS", "SUMMARY_COLUMNS", "VERI
            "VerificationResult", "VerificationSummary", "check_verification_params", "summarize_verification",
            "unlearned_batch_sensitivity", "verification_experiment"]
 
-VERIFICATION_COLUMNS = ("seed", "gamma", "t", "e", "v", "v_limit", "weight_change", "sigma_avg", "eta_t_sigma",
-                        "accuracy", "noise_floor")
-SUMMARY_COLUMNS = ("seed", "gamma", "t", "e", "v", "v_limit", "weight_change", "sigma_avg", "eta_t_sigma", "accuracy",
+VERIFICATION_COLUMNS = ("seed", "gamma", "t", "e", "v", "v_final", "v_amnesiac", "v_limit", "weight_change",
+                        "sigma_avg", "eta_t_sigma", "accuracy", "noise_floor")
+SUMMARY_COLUMNS = ("seed", "gamma", "t", "e", "v", "v_final", "v_amnesiac", "v_limit", "weight_change", "sigma_avg",
+                   "eta_t_sigma", "accuracy",
                    "noise_floor", "n_t", "pearson_e_v_over_t", "pearson_low", "pearson_high", "pearson_increments",
                    "increments_low", "increments_high")
 
@@ -225,30 +232,38 @@ def _finetune_order(n: int, p: dict[str, Any]) -> BatchOrder:
 
 
 class _VerificationProbe:
-    """Every ``every`` steps of the lockstep run, and after its last step: w″ by single-gradient unlearning,
-    v = ‖w′ − w″‖, e(t) with the monitor's σ_avg so far, ‖w_t − w₀‖ and test accuracy."""
+    """Every ``every`` steps of the lockstep run, and after its last step: w″ by single-gradient unlearning
+    (the gradient at ``unlearn_at``, and at w_{N+t} beside it), w″ by amnesiac unlearning (the updates
+    ``recorder`` kept at the steps that used x̂₁), v = ‖w′ − w″‖ for each, e(t) with the monitor's σ_avg so far,
+    ‖w_t − w₀‖ and test accuracy."""
 
     def __init__(self, *, every: int, w0: nn.Module, loss_fn: Any, batch: tuple[torch.Tensor, torch.Tensor],
                  unlearn_steps: Sequence[int], lr: float, unlearn_at: str, monitor: UnlearningErrorMonitor,
-                 test: TensorData) -> None:
+                 test: TensorData, recorder: UpdateRecorder) -> None:
         self.every, self.w0, self.loss_fn, self.batch = every, w0, loss_fn, batch
         self.unlearn_steps, self.lr, self.unlearn_at = sorted(unlearn_steps), lr, unlearn_at
-        self.monitor, self.test = monitor, test
+        self.monitor, self.test, self.recorder = monitor, test, recorder
         self.w0_flat = flat_weights(w0).clone()
         # η·‖∇L(w₀; x̂₁)‖, the size of one single-gradient step: where v saturates once SGD has forgotten x̂₁
         step = single_gradient_unlearn(w0, w0, loss_fn, *batch, lr=lr, times_used=1, unlearn_at="initial")
         self.step_norm = weight_change(step, self.w0_flat)
         self.rows: list[dict[str, Any]] = []
 
+    def _single(self, model: nn.Module, used: int, at: str) -> nn.Module:
+        return single_gradient_unlearn(model, self.w0, self.loss_fn, *self.batch, lr=self.lr, times_used=used,
+                                       unlearn_at=at)
+
     def on_step(self, state: StepState) -> None:
         t = state.t
         used = sum(1 for s in self.unlearn_steps if s <= state.step)  # times M used x̂ so far; M′ never did
-        unlearned = single_gradient_unlearn(state.model, self.w0, self.loss_fn, *self.batch, lr=self.lr,
-                                            times_used=used, unlearn_at=self.unlearn_at)
         change = weight_change(state.model, self.w0_flat)
         sigma_avg = self.monitor.sigma_avg
         e = unlearning_error(self.lr, t, change, sigma_avg) if math.isfinite(sigma_avg) else math.nan
-        self.rows.append({"t": t, "e": e, "v": verification_error(unlearned, state.retrained),
+        self.rows.append({"t": t, "e": e,
+                          "v": verification_error(self._single(state.model, used, self.unlearn_at), state.retrained),
+                          "v_final": verification_error(self._single(state.model, used, "final"), state.retrained),
+                          "v_amnesiac": verification_error(amnesiac_unlearn(state.model, self.recorder),
+                                                           state.retrained),
                           "v_limit": used * self.step_norm,
                           "weight_change": change, "sigma_avg": sigma_avg,
                           "eta_t_sigma": eta_t_sigma(self.lr, t, sigma_avg) if math.isfinite(sigma_avg) else math.nan,
@@ -289,14 +304,15 @@ def _one_gamma(gamma: float, *, data: TensorData, test: TensorData, model_name: 
                                      sigma_mode=p["sigma_mode"])
     step = p["unlearn_step"]
     steps = order.steps_of(order[step]) if p["unlearn_every_epoch"] else [step]  # every use of x̂₁, or one
+    recorder = UpdateRecorder(steps=steps)  # the updates M applied with x̂₁, for amnesiac unlearning
     probe = _VerificationProbe(every=p["verify_every"], w0=w0, loss_fn=loss_fn,
                                batch=batch_tensors(data, order[step], device), unlearn_steps=steps, lr=p["lr"],
-                               unlearn_at=p["unlearn_at"], monitor=monitor, test=test)
+                               unlearn_at=p["unlearn_at"], monitor=monitor, test=test, recorder=recorder)
     finetune = dict(common, momentum=p["momentum"], weight_decay=p["weight_decay"])
     message, floor = None, math.nan
     try:
         pair = train_lockstep(model, data, order, unlearn_step=steps if len(steps) > 1 else step, lr=p["lr"],
-                              callbacks=[monitor, probe], desc=f"fine-tune γ={gamma:g}", **finetune)
+                              callbacks=[recorder, monitor, probe], desc=f"fine-tune γ={gamma:g}", **finetune)
     except TrainingDiverged as err:  # keep the rows measured before it diverged
         message = str(err)
 
@@ -482,7 +498,8 @@ def _one_seed(p: dict[str, Any], folder: Path | None, model: str, *, gammas: lis
     hessian_batch = batch_tensors(data, np.sort(picked), device)
     if folder is not None:  # only once every check has passed: a refused call leaves the folder as it was
         # threads, device and deterministic mode each change v in its last digits: a resume must not mix them
-        claim_folder(folder, {**p, "threads": threads, "device": str(device), "deterministic": deterministic},
+        claim_folder(folder, {**p, "threads": threads, "device": str(device), "deterministic": deterministic,
+                              "columns": list(VERIFICATION_COLUMNS)},
                      name="checkpoint_dir", stamp="verification_params.json")
 
     tables, sigmas, diverged = [], [], {}
@@ -542,6 +559,7 @@ def summarize_verification(result: VerificationResult | pd.DataFrame) -> Verific
         levels = correlation(part["e"], part["v"]) if len(part) >= 2 else None
         steps = increment_correlation(part["e"], part["v"]) if len(part) >= 3 else None
         rows.append({"seed": int(seed), "gamma": gamma, "t": int(last["t"]), "e": last["e"], "v": last["v"],
+                     "v_final": last.get("v_final", math.nan), "v_amnesiac": last.get("v_amnesiac", math.nan),
                      "v_limit": last.get("v_limit", math.nan),
                      "weight_change": last["weight_change"], "sigma_avg": last["sigma_avg"],
                      "eta_t_sigma": last.get("eta_t_sigma", math.nan), "accuracy": last["accuracy"],

@@ -120,11 +120,14 @@ def tradeoff_figure(effect: pd.DataFrame, *, strength: str = "gamma") -> go.Figu
     means = effect.groupby(["dataset", "model", strength], sort=False, as_index=False)[["e", "accuracy"]].mean()
     for k, (dataset, model) in enumerate(_settings(means)):
         part = means[(means["dataset"] == dataset) & (means["model"] == model)].sort_values(strength)
+        values = part[strength].tolist()
+        ends = {values[0], values[-1]}  # label the weakest and strongest; hover names every point
         fig.add_trace(go.Scatter(
             x=part["e"], y=part["accuracy"], mode="lines+markers+text", name=setting_label(dataset, model),
-            text=[f"{symbol}={v:g}" for v in part[strength]], textposition="top center",
+            text=[f"{symbol}={v:g}" if v in ends else "" for v in values], textposition="top center",
+            customdata=[f"{symbol}={v:g}" for v in values],
             line={"color": COLORS[k % len(COLORS)]}, marker={"size": 8},
-            hovertemplate="e=%{x:.4g}<br>accuracy=%{y:.3f}<extra>%{text}</extra>"))
+            hovertemplate="e=%{x:.4g}<br>accuracy=%{y:.3f}<extra>%{customdata}</extra>"))
     fig.update_layout(title=f"The trade-off: accuracy against unlearning error at the last t, per {symbol}",
                       xaxis_title="unlearning error e (log)", yaxis_title="test accuracy", xaxis_type="log",
                       template=TEMPLATE, height=460, legend={"orientation": "h", "y": -0.2})

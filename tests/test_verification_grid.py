@@ -1,0 +1,82 @@
+"""§8.3 across settings: the grid spec, one row per setting from the protocol itself, checkpoints, the
+correlations per data set and method."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from unrolling_lib.experiments import verification_grid as vg
+from unrolling_lib.experiments.verification import verification_experiment
+from unrolling_lib.metrics import correlation
+from unrolling_lib.validation import ParameterError
+
+SPEC = {"base": {**vg.VERIFICATION_GRIDS["smoke"]["base"], "noise_floor": False},
+        "axes": {"gamma": [0.0, 20.0], "batch_size": [16, 32]}}
+
+
+@pytest.fixture(scope="module")
+def grid() -> pd.DataFrame:
+    return vg.verification_grid(SPEC, progress=False)
+
+
+def test_each_row_is_the_protocols_last_step_for_that_setting(grid) -> None:
+    assert list(grid.columns) == list(vg.GRID_COLUMNS) and len(grid) == 4
+    assert grid[["gamma", "batch_size"]].values.tolist() == [[0.0, 16], [0.0, 32], [20.0, 16], [20.0, 32]]
+    one = vg.grid_settings(SPEC)[3]
+    alone = verification_experiment(**one, progress=False).table.sort_values("t").iloc[-1]
+    row = grid.iloc[3]
+    for column in ("t", "e", "v", "v_final", "v_amnesiac", "sigma_avg", "accuracy"):
+        assert row[column] == pytest.approx(alone[column], rel=1e-12), column
+    assert not grid["diverged"].any()
+
+
+def test_grid_correlations_are_pearson_per_method_with_n(grid) -> None:
+    table = pd.concat([grid, grid.assign(setting=grid["setting"] + 4, e=grid["e"] * 1.5, v=grid["v"] * 2.0)])
+    out = vg.grid_correlations(table)
+    row = out[(out["runs"] == "all") & (out["method"] == "single_gradient")].iloc[0]
+    expected = correlation(table["e"], table["v"])
+    assert row["n"] == 8 and row["pearson"] == pytest.approx(expected.r) and row["low"] == pytest.approx(expected.low)
+    assert set(out["method"]) == set(vg.METHODS) and set(out["runs"]) == {"all", "ce", "sd"}
+    assert out.loc[out["runs"] == "ce", "n"].max() == 4
+
+
+def test_diverged_settings_are_kept_and_left_out(grid) -> None:
+    table = grid.assign(diverged=[False, False, False, True])
+    out = vg.grid_correlations(table)
+    row = out[(out["runs"] == "all") & (out["method"] == "amnesiac")].iloc[0]
+    assert row["n"] == 3 and row["left_out"] == 1
+
+
+def test_a_grid_resumes_from_its_folder_and_refuses_another_spec(tmp_path, monkeypatch) -> None:
+    first = vg.verification_grid(SPEC, progress=False, checkpoint_dir=tmp_path)
+    assert sorted(p.name for p in tmp_path.glob("setting_*.csv")) == [f"setting_{i}.csv" for i in range(4)]
+    monkeypatch.setattr(vg, "verification_experiment", lambda **k: pytest.fail("a finished setting ran again"))
+    again = vg.verification_grid(SPEC, progress=False, checkpoint_dir=tmp_path)
+    pd.testing.assert_frame_equal(again, first, check_dtype=False)
+    other = {**SPEC, "axes": {"gamma": [0.0]}}
+    with pytest.raises(ParameterError, match="checkpoint_dir"):
+        vg.verification_grid(other, progress=False, checkpoint_dir=tmp_path)
+
+
+@pytest.mark.parametrize(("spec", "match"), [
+    ({"axes": {"gamma": [0.0]}}, "spec must be a dict with 'base'"),
+    ({"base": {}, "axes": {"gamma": []}}, r"axes\['gamma'\]=\[\] is not allowed"),
+    ({"base": {}, "settings": []}, r"settings=\[\] is not allowed"),
+    ({"base": dict(SPEC["base"]), "axes": {"batch_size": [32]}}, "setting 0 has no gamma"),
+    ({"base": dict(SPEC["base"]), "axes": {"gamma": [0.0], "batch_size": [0]}}, r"setting 0 .*batch_size=0"),
+    ({"base": dict(SPEC["base"]), "axes": {"gamma": [0.0], "momentm": [0.9]}}, r"setting 0 .*momentm"),
+])
+def test_bad_specs_are_refused_before_any_work(spec, match, monkeypatch) -> None:
+    monkeypatch.setattr(vg, "verification_experiment", lambda **k: pytest.fail("work started"))
+    with pytest.raises(ParameterError, match=match):
+        vg.verification_grid(spec, progress=False)
+
+
+def test_every_profile_grid_is_valid() -> None:
+    sizes = {name: len(vg.grid_settings(spec)) for name, spec in vg.VERIFICATION_GRIDS.items()}
+    assert sizes == {"quick": 36, "colab": 16, "paper": 288, "smoke": 4}
+    quick = vg.grid_settings(vg.VERIFICATION_GRIDS["quick"])
+    combos = {(s["pretrain_steps"], s["batch_size"], s["gammas"][0], s["lr"]) for s in quick}
+    assert len(combos) == 36  # every combination of the axes, once
+    assert {s["lr"] for s in quick} == {0.01, 0.03} and all(s["seeds"] == [0] for s in quick)
