@@ -80,3 +80,23 @@ def test_every_profile_grid_is_valid() -> None:
     combos = {(s["pretrain_steps"], s["batch_size"], s["gammas"][0], s["lr"]) for s in quick}
     assert len(combos) == 36  # every combination of the axes, once
     assert {s["lr"] for s in quick} == {0.01, 0.03} and all(s["seeds"] == [0] for s in quick)
+
+
+def test_grid_and_methods_figures(grid) -> None:
+    from unrolling_lib.figures.verification import grid_figure, methods_figure
+
+    fig = grid_figure(grid)
+    assert len(fig.data) == 2 and {t.name for t in fig.data} == {"cross entropy (γ = 0)", "SD loss (γ > 0)"}
+    assert fig.layout.annotations[0].text.startswith("digits: Pearson") and "n = 4" in fig.layout.annotations[0].text
+    assert sum(len(t.x) for t in fig.data) == 4
+    fig = grid_figure(grid.assign(diverged=[False, False, False, True]), method="v_amnesiac")
+    assert "1 diverged, left out" in fig.layout.title.text and sum(len(t.x) for t in fig.data) == 3
+    one = vg.grid_settings(SPEC)[0]
+    table = verification_experiment(**{**one, "gammas": [0.0, 20.0]}, progress=False).table
+    fig = methods_figure(table)
+    assert len(fig.data) == 3 * 2 and [a.text for a in fig.layout.annotations][:3] == [
+        "single-gradient at w₀", "single-gradient at w_{N+t}", "amnesiac"]
+    assert list(fig.data[2].y) == pytest.approx(table.loc[table["gamma"] == 0, "v_amnesiac"].tolist())
+    assert "not measured" in fig.layout.title.text  # this spec skips the noise floor
+    floored = methods_figure(table.assign(noise_floor=1e-3))
+    assert "noise floor 0.001" in floored.layout.title.text and len(floored.layout.shapes) == 3

@@ -12,9 +12,11 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..metrics import correlation
 from .common import COLORS, TEMPLATE
 
-__all__ = ["components_figure", "correlation_figure", "finetuning_figure", "regime_start", "verification_figure"]
+__all__ = ["components_figure", "correlation_figure", "finetuning_figure", "grid_figure", "methods_figure",
+           "regime_start", "verification_figure"]
 
 _TITLES = {"e": "unlearning error e", "v": "verification error v", "weight_change": "‖w_t − w₀‖₂",
            "sigma_avg": "σ_avg", "eta_t_sigma": "η·t·σ_avg (the expansion needs ≪ 1)", "accuracy": "test accuracy"}
@@ -147,4 +149,75 @@ def finetuning_figure(plain: pd.DataFrame, released: pd.DataFrame) -> go.Figure:
     note = f"<sup>dotted: t = 1/(η·σ_avg) ≈ {start:.3g}, where η·t·σ = 1</sup>" if np.isfinite(start) else ""
     fig.update_layout(template=TEMPLATE, height=440, legend={"orientation": "h", "y": -0.25},
                       title={"text": note}, margin={"t": 80})
+    return fig
+
+
+_METHOD_COLUMNS = {"single-gradient at w₀": "v", "single-gradient at w_{N+t}": "v_final", "amnesiac": "v_amnesiac"}
+
+
+def methods_figure(df: pd.DataFrame) -> go.Figure:
+    """v along t for each unlearning method on the same runs (Figures 9 and 15): single-gradient at w₀ (the
+    theory), at w_{N+t} (§8.3 as printed) and amnesiac, one panel per method, one line per γ (first seed), the
+    noise floor dotted where it is above 0 (a v below it is not signal)."""
+    df = df if "seed" not in df else df[df["seed"] == df["seed"].min()]
+    fig = make_subplots(rows=1, cols=3, subplot_titles=list(_METHOD_COLUMNS), shared_yaxes=True,
+                        horizontal_spacing=0.05)
+    for k, (gamma, rows) in enumerate(df.groupby("gamma", sort=True)):
+        rows = rows.sort_values("t")
+        for col, column in enumerate(_METHOD_COLUMNS.values(), 1):
+            fig.add_trace(go.Scatter(x=rows["t"], y=rows[column], mode="lines", name=f"γ = {gamma:g}",
+                                     legendgroup=str(gamma), showlegend=col == 1,
+                                     line={"color": COLORS[k % len(COLORS)]}), row=1, col=col)
+    floor = float(df["noise_floor"].max()) if "noise_floor" in df else float("nan")
+    if np.isfinite(floor) and floor > 0:
+        for col in (1, 2, 3):
+            fig.add_hline(y=floor, line={"dash": "dot", "color": "grey"}, row=1, col=col)
+    fig.update_xaxes(title_text="t")
+    fig.update_yaxes(type="log", title_text="v = ‖w′ − w″‖₂", col=1)
+    if not np.isfinite(floor):
+        note = "noise floor not measured"
+    elif floor > 0:
+        note = f"noise floor {floor:.2g} (dotted): a v below it is not signal"
+    else:
+        note = "noise floor 0: training repeats bit for bit on this device"
+    fig.update_layout(template=TEMPLATE, height=420, legend_title="SD strength",
+                      title={"text": f"Three ways to unlearn x̂₁, on the same runs<br><sup>{note}</sup>"},
+                      margin={"t": 90})
+    return fig
+
+
+def grid_figure(table: pd.DataFrame, *, method: str = "v", by: str = "dataset") -> go.Figure:
+    """Figures 12 and 14: e against v across settings (a :func:`~unrolling_lib.experiments.verification_grid.
+    verification_grid` table), one panel per value of ``by``, cross-entropy runs (γ = 0) and SD runs (γ > 0) in
+    two colours, Pearson with n and its 95% interval in each panel's title; ``method``: the v column (``"v"``,
+    ``"v_final"`` or ``"v_amnesiac"``). Diverged settings are left out and counted in the title; the largest
+    noise floor is dotted where it is above 0."""
+    kept = table[~table["diverged"].astype(bool)]
+    values = sorted(kept[by].unique())
+    titles = []
+    for value in values:
+        part = kept[kept[by] == value]
+        c = correlation(part["e"], part[method]) if len(part) >= 3 else None
+        titles.append(f"{value}: " + (c.describe() if c is not None else f"n = {len(part)}"))
+    fig = make_subplots(rows=1, cols=max(len(values), 1), subplot_titles=titles or [""], horizontal_spacing=0.08)
+    for col, value in enumerate(values, 1):
+        part = kept[kept[by] == value]
+        for label, rows, color in (("cross entropy (γ = 0)", part[part["gamma"] == 0], COLORS[0]),
+                                   ("SD loss (γ > 0)", part[part["gamma"] > 0], COLORS[1])):
+            cols = ["setting", "gamma", "pretrain_steps", "batch_size", "lr", "eta_t_sigma"]
+            fig.add_trace(go.Scatter(
+                x=rows["e"], y=rows[method], mode="markers", name=label, legendgroup=label, showlegend=col == 1,
+                marker={"color": color, "size": 8}, customdata=rows[[c for c in cols if c in rows]].to_numpy(),
+                hovertemplate="setting %{customdata[0]}<br>γ=%{customdata[1]:g}, N=%{customdata[2]}, "
+                              "batch %{customdata[3]}, η=%{customdata[4]:g}<br>η·t·σ=%{customdata[5]:.3g}"
+                              "<br>e=%{x:.4g}<br>v=%{y:.4g}<extra></extra>"), row=1, col=col)
+        floor = part["noise_floor"].max() if "noise_floor" in part else float("nan")
+        if np.isfinite(floor) and floor > 0:
+            fig.add_hline(y=float(floor), line={"dash": "dot", "color": "grey"}, row=1, col=col)
+    left_out = int(table["diverged"].astype(bool).sum())
+    fig.update_xaxes(title_text="unlearning error e (last t)")
+    fig.update_yaxes(title_text=f"{method} (last t)", col=1)
+    fig.update_layout(template=TEMPLATE, height=440, legend={"orientation": "h", "y": -0.25},
+                      title={"text": f"e against {method} across {len(kept)} settings"
+                                     + (f" ({left_out} diverged, left out)" if left_out else "")})
     return fig
