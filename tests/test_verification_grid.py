@@ -100,3 +100,16 @@ def test_grid_and_methods_figures(grid) -> None:
     assert "not measured" in fig.layout.title.text  # this spec skips the noise floor
     floored = methods_figure(table.assign(noise_floor=1e-3))
     assert "noise floor 0.001" in floored.layout.title.text and len(floored.layout.shapes) == 3
+
+
+def test_method_correlations_along_t() -> None:
+    from unrolling_lib.experiments.verification import method_correlations
+
+    one = vg.grid_settings(SPEC)[0]
+    table = verification_experiment(**{**one, "gammas": [0.0, 20.0], "finetune_steps": 20}, progress=False).table
+    out = method_correlations(table)
+    assert len(out) == 2 * 3 and set(out["method"]) == {"single_gradient", "single_gradient_final", "amnesiac"}
+    part = table[table["gamma"] == 20.0].sort_values("t")
+    row = out[(out["gamma"] == 20.0) & (out["method"] == "single_gradient_final")].iloc[0]
+    assert row["pearson"] == pytest.approx(correlation(part["e"], part["v_final"]).r)
+    assert row["n"] == len(part) and row["v_last"] == part["v_final"].iloc[-1]

@@ -83,9 +83,10 @@ from ..validation import (
     check_numbers,
 )
 
-__all__ = ["RELEASED_FINETUNING", "SENSITIVITY_BLOCKS", "SUMMARY_COLUMNS", "VERIFICATION_COLUMNS",
+__all__ = ["RELEASED_FINETUNING", "SENSITIVITY_BLOCKS", "SUMMARY_COLUMNS", "UNLEARNING_METHODS", "VERIFICATION_COLUMNS",
            "VERIFICATION_DEFAULTS",
-           "VerificationResult", "VerificationSummary", "check_verification_params", "summarize_verification",
+           "VerificationResult", "VerificationSummary", "check_verification_params", "method_correlations",
+           "summarize_verification",
            "unlearned_batch_sensitivity", "verification_experiment"]
 
 VERIFICATION_COLUMNS = ("seed", "gamma", "t", "e", "v", "v_final", "v_amnesiac", "v_limit", "weight_change",
@@ -575,6 +576,25 @@ def summarize_verification(result: VerificationResult | pd.DataFrame) -> Verific
               else Correlation("pearson", math.nan, len(out), -1.0, 1.0, math.nan))
     return VerificationSummary(table=out, across_gamma=pd.DataFrame(across, columns=["seed", "n", "pearson", "low",
                                                                                       "high"]), pooled=pooled)
+
+
+UNLEARNING_METHODS = {"single_gradient": "v", "single_gradient_final": "v_final", "amnesiac": "v_amnesiac"}
+
+
+def method_correlations(result: VerificationResult | pd.DataFrame) -> pd.DataFrame:
+    """Pearson(e, v) over t for each unlearning method measured on the same runs (Figures 9 and 15), per
+    seed and γ: columns ``seed``, ``gamma``, ``method`` (:data:`UNLEARNING_METHODS`), ``n``, ``pearson``,
+    ``low``, ``high`` (95% interval), and ``v_last`` (the method's v at the last t)."""
+    df = result.table if isinstance(result, VerificationResult) else result
+    df = df if "seed" in df else df.assign(seed=0)
+    rows = []
+    for (seed, gamma), part in df.groupby(["seed", "gamma"], sort=True):
+        part = part.sort_values("t")
+        for method, column in UNLEARNING_METHODS.items():
+            c = correlation(part["e"], part[column]) if len(part) >= 3 else None
+            rows.append({"seed": int(seed), "gamma": gamma, "method": method, "n": len(part),
+                         **_interval(c, "pearson", "low", "high"), "v_last": part[column].iloc[-1]})
+    return pd.DataFrame(rows)
 
 
 def _interval(c: Correlation | None, r: str, low: str, high: str) -> dict[str, float]:

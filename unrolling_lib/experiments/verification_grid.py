@@ -36,13 +36,12 @@ from ..metrics import correlation
 from ..storage import claim_folder, read_table, write_table
 from ..training import bars_wanted
 from ..validation import ParameterError, check_bool
-from .verification import VERIFICATION_DEFAULTS, check_verification_params, verification_experiment
+from .verification import UNLEARNING_METHODS, VERIFICATION_DEFAULTS, check_verification_params, verification_experiment
 
 __all__ = ["GRID_COLUMNS", "METHODS", "VERIFICATION_GRIDS", "grid_correlations", "grid_settings",
            "verification_grid"]
 
-# v of each unlearning method, as the protocol's table names it
-METHODS = {"single_gradient": "v", "single_gradient_final": "v_final", "amnesiac": "v_amnesiac"}
+METHODS = UNLEARNING_METHODS  # v of each unlearning method, as the protocol's table names it
 AXES = ("dataset", "model", "gamma", "pretrain_steps", "batch_size", "lr", "hessian_batch_size", "seed")
 GRID_COLUMNS = ("setting", *AXES, "t", "e", "v", "v_final", "v_amnesiac", "noise_floor", "eta_t_sigma",
                 "weight_change", "sigma_avg", "accuracy", "diverged")
