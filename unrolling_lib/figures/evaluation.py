@@ -140,9 +140,9 @@ def norms_figure(triangle: pd.DataFrame, sigma: pd.DataFrame | None = None, *, d
     the triangle bound ‖w_t‖₂ + ‖w₀‖₂ dotted, and σ (each sample) when ``sigma`` is given; one setting."""
     df = triangle[(triangle["dataset"] == dataset) & (triangle["model"] == model)
                   & (triangle["pretrain_steps"] == pretrain_steps)]
-    panels = ["‖w_t‖₂ (shrunk by the penalty)", "‖w_t − w₀‖₂ (solid) and ‖w_t‖₂ + ‖w₀‖₂ (dotted)"]
+    panels = ["‖w_t‖₂", "‖w_t − w₀‖₂; dotted: ‖w_t‖₂ + ‖w₀‖₂"]
     if sigma is not None:
-        panels.append("σ (each sample)")
+        panels.append("σ")
     fig = make_subplots(rows=1, cols=len(panels), subplot_titles=panels, horizontal_spacing=0.08)
     values = sorted(df["l2"].unique())
     colors = _colors(values)
@@ -164,7 +164,7 @@ def norms_figure(triangle: pd.DataFrame, sigma: pd.DataFrame | None = None, *, d
     fig.update_xaxes(title_text="t")
     fig.update_yaxes(type="log", col=2)
     fig.update_layout(title=f"The ℓ2 strawman (Figure 16), {setting_label(dataset, model)}, N = {pretrain_steps}",
-                      template=TEMPLATE, height=420, legend_title="strength λ")
+                      template=TEMPLATE, height=440, legend={"orientation": "h", "y": -0.22, "title": "strength λ"})
     return fig
 
 
