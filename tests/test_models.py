@@ -200,3 +200,13 @@ def test_module_mode_restores_every_submodule_flag():
         model.eval()
         raise RuntimeError("inside")
     assert [m.training for m in model.modules()] == before
+
+
+def test_build_model_for_sizes_the_model_from_one_samples_shape() -> None:
+    from unrolling_lib.models import build_model_for
+
+    conv = build_model_for("small_vgg", (1, 28, 28), 10, seed=3)
+    mlp = build_model_for("mlp", (1, 8, 8), 10, seed=3)
+    assert conv.features[0].in_channels == 1 and mlp.net[1].in_features == 64
+    same = build_model("small_vgg", 10, seed=3, in_channels=1)
+    assert all(torch.equal(a, b) for a, b in zip(conv.state_dict().values(), same.state_dict().values(), strict=True))

@@ -16,6 +16,7 @@ works through every model. :func:`build_model` picks one by name.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -37,6 +38,7 @@ __all__ = [
     "VGG",
     "VGG19_CFG",
     "build_model",
+    "build_model_for",
     "resnet18",
     "small_resnet",
     "small_vgg",
@@ -291,3 +293,11 @@ def build_model(name: str, num_classes: int = 10, *, seed: int | None = None, **
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return factory(num_classes=num_classes, **kwargs)
+
+
+def build_model_for(name: str, sample_shape: Sequence[int], num_classes: int, *, seed: int | None = None) -> nn.Module:
+    """:func:`build_model` sized for inputs of ``sample_shape`` (one sample, e.g. ``(1, 28, 28)``): the flattened
+    size for ``mlp`` and ``linear_head``, the channel count for the convolutional models."""
+    if name in ("mlp", "linear_head"):
+        return build_model(name, num_classes, seed=seed, in_features=int(math.prod(sample_shape)))
+    return build_model(name, num_classes, seed=seed, in_channels=int(sample_shape[0]))

@@ -51,7 +51,7 @@ from ..curvature import SIGMA_MODES
 from ..data import DATASETS, BatchOrder, TensorData, batch_tensors, load_dataset
 from ..losses import check_scaling, l2_penalty, make_loss
 from ..metrics import accuracy
-from ..models import MODELS, build_model
+from ..models import MODELS, build_model_for
 from ..params import flat_weights
 from ..storage import atomic_torch_save, claim_folder, read_table, write_table
 from ..training import StepState, TrainingDiverged, bars_wanted, cpu_threads, pick_device, train
@@ -155,13 +155,6 @@ def check_error_curve_params(**params: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------------
 # Pieces
 # ---------------------------------------------------------------------------------------------------
-
-
-def _build(name: str, data: TensorData, seed: int) -> nn.Module:
-    """The model ``name`` for ``data``'s input shape, with initial weights fixed by ``seed``."""
-    if name in ("mlp", "linear_head"):
-        return build_model(name, data.num_classes, seed=seed, in_features=int(np.prod(data.x.shape[1:])))
-    return build_model(name, data.num_classes, seed=seed, in_channels=int(data.x.shape[1]))
 
 
 def _training_loss(model: nn.Module, gamma: float, scaling: str, l2: float, l2_form: str) -> dict[str, Any]:
@@ -275,7 +268,7 @@ def _one_run(key: dict[str, Any], p: dict[str, Any], *, data: TensorData, test: 
     todo = [n for n in grid if n not in rows]
     if not todo:
         return _joined(rows, sigmas, grid) + (diverged,)
-    model = _build(key["model"], data, seed).to(device)
+    model = build_model_for(key["model"], data.x.shape[1:], data.num_classes, seed=seed).to(device)
     # Pre-train to the largest N whose weights are not on disk, from the latest snapshot below the first such N.
     missing = [n for n in todo if n > 0 and not files.has(files.snapshot(n))]
     start = max([n for n in grid if n > 0 and files.has(files.snapshot(n)) and (not missing or n < min(missing))],

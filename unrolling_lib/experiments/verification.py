@@ -66,7 +66,7 @@ from ..curvature import SIGMA_MODES
 from ..data import DATASETS, BatchOrder, TensorData, batch_tensors, load_dataset
 from ..losses import check_scaling, make_loss
 from ..metrics import Correlation, accuracy, correlation, increment_correlation, verification_error
-from ..models import MODELS, build_model
+from ..models import MODELS, build_model_for
 from ..params import flat_weights
 from ..storage import atomic_torch_save, claim_folder, read_table, write_table
 from ..training import StepState, TrainingDiverged, cpu_threads, pick_device, train, train_lockstep
@@ -192,13 +192,6 @@ class VerificationSummary:
 # ---------------------------------------------------------------------------------------------------
 
 
-def _build(name: str, data: TensorData, seed: int) -> nn.Module:
-    """The model ``name`` for ``data``'s input shape, with initial weights fixed by ``seed``."""
-    if name in ("mlp", "linear_head"):
-        return build_model(name, data.num_classes, seed=seed, in_features=int(np.prod(data.x.shape[1:])))
-    return build_model(name, data.num_classes, seed=seed, in_channels=int(data.x.shape[1]))
-
-
 def _finetune_order(n: int, p: dict[str, Any]) -> BatchOrder:
     """The fine-tuning batches x̂₁ … x̂_t (seeded, the same for every γ).
 
@@ -286,7 +279,7 @@ def _one_gamma(gamma: float, *, data: TensorData, test: TensorData, model_name: 
     loss_fn = make_loss(gamma, p["scaling"])
     common = dict(gamma=gamma, scaling=p["scaling"], progress=progress, deterministic=deterministic,
                   on_divergence="raise")
-    model = _build(model_name, data, seed).to(device)
+    model = build_model_for(model_name, data.x.shape[1:], data.num_classes, seed=seed).to(device)
 
     # 1. Pre-training → M_N (cached, so that a resumed run does not repeat it).
     cached = checkpoint_dir / f"pretrained_gamma_{_tag(gamma)}.pt" if checkpoint_dir is not None else None
