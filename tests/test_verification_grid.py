@@ -16,8 +16,13 @@ SPEC = {"base": {**vg.VERIFICATION_GRIDS["smoke"]["base"], "noise_floor": False}
 
 
 @pytest.fixture(scope="module")
-def grid() -> pd.DataFrame:
+def run() -> vg.VerificationGrid:
     return vg.verification_grid(SPEC, progress=False)
+
+
+@pytest.fixture(scope="module")
+def grid(run) -> pd.DataFrame:
+    return run.table
 
 
 def test_each_row_is_the_protocols_last_step_for_that_setting(grid) -> None:
@@ -53,7 +58,8 @@ def test_a_grid_resumes_from_its_folder_and_refuses_another_spec(tmp_path, monke
     assert sorted(p.name for p in tmp_path.glob("setting_*.csv")) == [f"setting_{i}.csv" for i in range(4)]
     monkeypatch.setattr(vg, "verification_experiment", lambda **k: pytest.fail("a finished setting ran again"))
     again = vg.verification_grid(SPEC, progress=False, checkpoint_dir=tmp_path)
-    pd.testing.assert_frame_equal(again, first, check_dtype=False)
+    pd.testing.assert_frame_equal(again.table, first.table, check_dtype=False)
+    pd.testing.assert_frame_equal(again.curves, first.curves, check_dtype=False)
     other = {**SPEC, "axes": {"gamma": [0.0]}}
     with pytest.raises(ParameterError, match="checkpoint_dir"):
         vg.verification_grid(other, progress=False, checkpoint_dir=tmp_path)
@@ -75,11 +81,71 @@ def test_bad_specs_are_refused_before_any_work(spec, match, monkeypatch) -> None
 
 def test_every_profile_grid_is_valid() -> None:
     sizes = {name: len(vg.grid_settings(spec)) for name, spec in vg.VERIFICATION_GRIDS.items()}
-    assert sizes == {"quick": 36, "colab": 16, "paper": 288, "smoke": 4}
+    assert sizes == {"quick": 20, "colab": 16, "paper": 160, "smoke": 4}  # the paper ran 160 of 288
     quick = vg.grid_settings(vg.VERIFICATION_GRIDS["quick"])
-    combos = {(s["pretrain_steps"], s["batch_size"], s["gammas"][0], s["lr"]) for s in quick}
-    assert len(combos) == 36  # every combination of the axes, once
-    assert {s["lr"] for s in quick} == {0.01, 0.03} and all(s["seeds"] == [0] for s in quick)
+    assert {s["dataset"] for s in quick} == {"digits", "mnist5k"} and {s["model"] for s in quick} == {
+        "small_vgg", "small_resnet"}
+    assert all(s["seeds"] == [0] for s in quick)
+    per_gamma = {name: len(vg.grid_settings(spec)) for name, spec in vg.GAMMA_GRIDS.items()}
+    assert per_gamma == {"quick": 14, "colab": 8, "paper": 14, "smoke": 3}
+    quick = vg.grid_settings(vg.GAMMA_GRIDS["quick"])
+    trained = [s for s in quick if s["pretrain_steps"] > 0]
+    assert {(s["model"], s["gammas"][0]) for s in trained} == {
+        (m, g) for m in ("small_vgg", "small_resnet") for g in (0.0, 1.0, 5.0, 10.0, 15.0, 20.0)}
+    assert sorted((s["model"], s["gammas"][0]) for s in quick if s["pretrain_steps"] == 0) == [
+        ("small_resnet", 0.0), ("small_vgg", 0.0)]
+
+
+def test_a_sample_is_a_seeded_subset_of_the_product_in_its_order() -> None:
+    spec = {"base": dict(SPEC["base"]), "axes": {"gamma": [0.0, 5.0, 20.0], "batch_size": [16, 32], "lr": [0.01, 0.1]}}
+    every = [(s["gammas"][0], s["batch_size"], s["lr"]) for s in vg.grid_settings(spec)]
+    picked = [(s["gammas"][0], s["batch_size"], s["lr"]) for s in vg.grid_settings({**spec, "sample": 5})]
+    assert len(every) == 12 and len(set(picked)) == 5 and set(picked) <= set(every)
+    assert picked == sorted(picked, key=every.index)  # the product's order
+    again = [(s["gammas"][0], s["batch_size"], s["lr"]) for s in vg.grid_settings({**spec, "sample": 5})]
+    other = [(s["gammas"][0], s["batch_size"], s["lr"])
+             for s in vg.grid_settings({**spec, "sample": 5, "sample_seed": 1})]
+    assert again == picked and other != picked
+    for bad, match in (({**spec, "sample": 13}, "sample=13 is not allowed; the axes have 12"),
+                       ({"base": spec["base"], "settings": [{"gamma": 0.0}], "sample": 1}, "sample is not allowed"),
+                       ({**spec, "samples": 2}, r"spec keys \['samples'\] are not allowed")):
+        with pytest.raises(ParameterError, match=match):
+            vg.grid_settings(bad)
+
+
+def test_the_curves_are_the_protocols_rows_and_end_in_the_table(run) -> None:
+    assert sorted(run.curves["setting"].unique()) == [0, 1, 2, 3]
+    for i, row in run.table.iterrows():
+        curve = run.curves[run.curves["setting"] == i]
+        assert curve["t"].is_monotonic_increasing and curve["t"].iloc[-1] == row["t"]
+        assert curve["v"].iloc[-1] == row["v"] and (curve["gamma"] == row["gamma"]).all()
+    one = vg.grid_settings(SPEC)[1]
+    alone = verification_experiment(**one, progress=False).table
+    mine = run.curves[run.curves["setting"] == 1]
+    assert mine["e"].tolist() == pytest.approx(alone["e"].tolist(), rel=1e-12)
+    assert run.provenance["settings"] == 4 and "torch" in run.provenance
+
+
+def test_settings_that_differ_after_pretraining_share_one_pretrained_model(monkeypatch) -> None:
+    from unrolling_lib.experiments import verification as ver
+
+    first, second = vg.grid_settings(SPEC)[2:4]  # γ = 20, batch 16 and 32: the same pre-training
+    assert first["pretrain_steps"] > 0
+    alone = verification_experiment(**second, progress=False).table
+    cache: dict = {}
+    verification_experiment(**first, progress=False, pretrained_cache=cache)
+    assert len(cache) == 1
+    real = ver.train
+
+    def no_pretraining(*args, **kw):
+        assert not kw.get("desc", "").startswith("pre-train"), "pre-trained again"
+        return real(*args, **kw)
+
+    monkeypatch.setattr(ver, "train", no_pretraining)
+    shared = verification_experiment(**second, progress=False, pretrained_cache=cache).table
+    pd.testing.assert_frame_equal(shared, alone)
+    with pytest.raises(ParameterError, match="pretrained_cache=list is not allowed"):
+        verification_experiment(**second, progress=False, pretrained_cache=[])
 
 
 def test_grid_and_methods_figures(grid) -> None:
@@ -113,3 +179,90 @@ def test_method_correlations_along_t() -> None:
     row = out[(out["gamma"] == 20.0) & (out["method"] == "single_gradient_final")].iloc[0]
     assert row["pearson"] == pytest.approx(correlation(part["e"], part["v_final"]).r)
     assert row["n"] == len(part) and row["v_last"] == part["v_final"].iloc[-1]
+
+
+def _synthetic(e: list[float], v: list[float], **columns) -> pd.DataFrame:
+    """A grid table by hand: every axis a constant unless given, e and v as given (v = v_final = v_amnesiac)."""
+    n = len(e)
+    base = {"setting": list(range(n)), "dataset": "digits", "model": "small_vgg", "gamma": 0.0,
+            "pretrain_steps": 0, "batch_size": 32, "lr": 0.01, "hessian_batch_size": 32, "unlearn_step": 0,
+            "seed": 0, "t": 10, "noise_floor": 0.0, "eta_t_sigma": 1.0, "weight_change": 1.0, "sigma_avg": 1.0,
+            "accuracy": 0.5, "diverged": False}
+    table = pd.DataFrame({**base, **columns, "e": e, "v": v, "v_final": v, "v_amnesiac": v})
+    return table[list(vg.GRID_COLUMNS)]
+
+
+def test_along_t_and_across_gamma_correlations_by_hand() -> None:
+    e, v = [1.0, 2.0, 3.0, 4.0, 5.0], [1.0, 3.0, 2.0, 5.0, 4.0]
+    curves = _synthetic(e, v, setting=7, t=[2, 4, 6, 8, 10]).drop(columns=["diverged"])
+    out = vg.along_t_correlations(curves)
+    assert len(out) == 3 and (out["setting"] == 7).all() and (out["n"] == 5).all()
+    assert out["pearson"].tolist() == pytest.approx([0.8] * 3)  # Σ(dx·dy) = 8, Σdx² = Σdy² = 10
+    table = _synthetic(e + [9.0], v + [9.0], gamma=[0.0, 1.0, 5.0, 10.0, 15.0, 20.0])
+    table = pd.concat([table, _synthetic([1.0, 2.0], [2.0, 1.0], model="small_resnet", gamma=[0.0, 5.0])])
+    out = vg.across_gamma_correlations(table)
+    assert set(out["model"]) == {"small_vgg"}  # two γ are too few for a correlation
+    row = out[out["method"] == "single_gradient"].iloc[0]
+    assert row["gammas"] == 6 and row["pearson"] == pytest.approx(correlation(e + [9.0], v + [9.0]).r)
+
+
+def test_breaking_settings_are_the_leave_one_out_influences() -> None:
+    e = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    v = [1.1, 2.0, 2.9, 4.2, 5.0, 0.5]  # the last setting breaks an almost straight line
+    table = _synthetic(e, v, eta_t_sigma=[1, 2, 3, 4, 5, 600])
+    out = vg.breaking_settings(table, top=2)
+    assert len(out) == 2 and out["setting"].iloc[0] == 5 and out["eta_t_sigma"].iloc[0] == 600
+    r = correlation(e, v).r
+    assert out["r_without"].iloc[0] == pytest.approx(correlation(e[:5], v[:5]).r)
+    assert out["influence"].iloc[0] == pytest.approx(r - correlation(e[:5], v[:5]).r) and out["influence"].iloc[0] < 0
+    with pytest.raises(ParameterError, match="method='v' is not allowed"):
+        vg.breaking_settings(table, method="v")
+
+
+def test_paper_reports_put_each_reported_value_beside_its_measurement() -> None:
+    gammas = [0.0, 1.0, 5.0, 10.0, 15.0, 20.0]
+    rows, curves = [], []
+    for model, slope in (("small_vgg", 1.0), ("small_resnet", -1.0)):
+        e = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+        rows.append(_synthetic(e, [1.0 + slope * x for x in e], model=model, gamma=gammas, pretrain_steps=60))
+    rows.append(_synthetic([1.0, 2.0], [1.0, 2.0], model=["small_vgg", "small_resnet"], pretrain_steps=0))
+    table = pd.concat(rows, ignore_index=True).assign(setting=range(14))
+    for _, row in table.iterrows():  # along t: v = e² on every setting
+        ts = [1, 2, 3, 4]
+        curves.append(pd.DataFrame({**row.drop(["t", "e", "v", "v_final", "v_amnesiac", "diverged"]).to_dict(),
+                                    "t": ts, "e": ts, "v": [t * t for t in ts], "v_final": ts, "v_amnesiac": ts}))
+    per_gamma = vg.VerificationGrid(table=table, curves=pd.concat(curves, ignore_index=True), settings=[])
+    across = pd.concat([_synthetic([1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.5], unlearn_step=[0, 0, 20, 20]),
+                        _synthetic([1.0, 2.0, 3.0, 4.0], [4.0, 3.0, 2.0, 1.0], dataset="mnist5k",
+                                   unlearn_step=[0, 20, 20, 20])], ignore_index=True)
+    out = vg.paper_reports(per_gamma, vg.VerificationGrid(table=across, curves=pd.DataFrame(), settings=[]))
+    assert out["paper"].tolist() == [0.934, 0.9668, 0.96, 0.81, 0.9028, 0.8813, 0.91, 0.81]
+    along = correlation([1, 2, 3, 4], [1, 4, 9, 16]).r
+    assert out["pearson"].iloc[:2].tolist() == pytest.approx([along, along])
+    assert out["measured_setting"].iloc[0] == "small_resnet, N = 0, γ = 0"  # Figure 9 is ResNet-18's
+    assert out["pearson"].iloc[2:4].tolist() == pytest.approx([-1.0, 1.0])  # ResNet-18's stand-in, then VGG-19's
+    assert out["pearson"].iloc[4] == pytest.approx(correlation([1, 2, 3, 4], [1, 2, 3, 4.5]).r)
+    assert out["pearson"].iloc[5] == pytest.approx(-1.0) and out["n"].iloc[4] == 4
+    # amnesiac: only the settings where x̂₁ is not first (two on digits: too few; three on MNIST-5k)
+    assert out["n"].iloc[6:].tolist() == [2, 3] and out["pearson"].iloc[7] == pytest.approx(-1.0)
+    assert out["measured_setting"].iloc[7] == "mnist5k (x̂₁ not first)"
+
+
+def test_along_t_and_across_gamma_figures(run) -> None:
+    from unrolling_lib.figures.verification import across_gamma_figure, along_t_figure, grid_figure
+
+    fig = along_t_figure(run.curves[run.curves["setting"].isin([0, 2])])
+    assert len(fig.data) == 2 and list(fig.data[0].marker.color) == run.curves.loc[
+        run.curves["setting"] == 0, "t"].tolist()
+    assert "not measured" in fig.layout.title.text  # SPEC skips the noise floor
+    curves = _synthetic([1.0, 2.0, 3.0, 4.0], [1.0, 3.0, 2.0, 5.0], t=[5, 10, 15, 20], noise_floor=0.1)
+    fig = along_t_figure(curves.assign(setting=3))
+    assert correlation(curves["e"], curves["v"]).describe() in fig.layout.annotations[0].text
+    assert "noise floor 0.1" in fig.layout.title.text and len(fig.layout.shapes) == 1
+    table = _synthetic([1.0, 2.0, 3.0], [1.0, 2.5, 3.0], gamma=[0.0, 10.0, 20.0], noise_floor=0.5)
+    fig = across_gamma_figure(table)
+    assert len(fig.data) == 1 and list(fig.data[0].text) == ["γ=0", "γ=10", "γ=20"]
+    assert fig.layout.annotations[0].text.startswith("small_vgg: Pearson") and len(fig.layout.shapes) == 1
+    fig = grid_figure(table.assign(unlearn_step=[0, 20, 0]), noise_floor=0.0)
+    assert "noise floor 0" in fig.layout.title.text and "x̂₁ halfway" in fig.layout.title.text
+    assert list(fig.data[1].marker.symbol) == ["circle", "diamond"] and not fig.layout.shapes

@@ -52,7 +52,7 @@ import copy
 import math
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -269,10 +269,18 @@ class _VerificationProbe:
             self.on_step(state)
 
 
+def _pretraining_key(gamma: float, model_name: str, p: dict[str, Any], device: torch.device,
+                     deterministic: bool) -> tuple:
+    """Everything M_N depends on: runs with the same key start fine-tuning from identical weights."""
+    names = ("dataset", "train_subset", "seed", "scaling", "pretrain_steps", "pretrain_batch_size", "pretrain_lr")
+    return (float(gamma), model_name, *(p[n] for n in names), str(device), deterministic,
+            torch.get_num_threads())
+
+
 def _one_gamma(gamma: float, *, data: TensorData, test: TensorData, model_name: str, seed: int, p: dict[str, Any],
                order: BatchOrder, hessian_batch: tuple[torch.Tensor, torch.Tensor], device: torch.device,
-               checkpoint_dir: Path | None, progress: bool,
-               deterministic: bool) -> tuple[pd.DataFrame, pd.DataFrame, str | None]:
+               checkpoint_dir: Path | None, progress: bool, deterministic: bool,
+               shared: MutableMapping[tuple, dict] | None = None) -> tuple[pd.DataFrame, pd.DataFrame, str | None]:
     """The §8.3 protocol for one γ: the rows of the result table, the monitor's σ records and, if the
     fine-tuning diverged, its message (the rows then stop before the divergence; pre-training that
     diverges raises TrainingDiverged)."""
@@ -281,16 +289,21 @@ def _one_gamma(gamma: float, *, data: TensorData, test: TensorData, model_name: 
                   on_divergence="raise")
     model = build_model_for(model_name, data.x.shape[1:], data.num_classes, seed=seed).to(device)
 
-    # 1. Pre-training → M_N (cached, so that a resumed run does not repeat it).
+    # 1. Pre-training → M_N (cached, so that a resumed run does not repeat it, and in ``shared`` when given).
     cached = checkpoint_dir / f"pretrained_gamma_{_tag(gamma)}.pt" if checkpoint_dir is not None else None
+    key = _pretraining_key(gamma, model_name, p, device, deterministic)
     if p["pretrain_steps"] > 0:
-        if cached is not None and cached.exists():
+        if shared is not None and key in shared:
+            model.load_state_dict(shared[key])
+        elif cached is not None and cached.exists():
             model.load_state_dict(torch.load(cached, map_location=device, weights_only=True))
         else:
             pre = BatchOrder(len(data), p["pretrain_batch_size"], steps=p["pretrain_steps"], seed=seed)
             train(model, data, pre, lr=p["pretrain_lr"], desc=f"pre-train γ={gamma:g}", **common)
-            if cached is not None:
-                atomic_torch_save(model.state_dict(), cached)
+        if cached is not None and not cached.exists():
+            atomic_torch_save(model.state_dict(), cached)
+        if shared is not None:
+            shared[key] = copy.deepcopy(model.state_dict())
     w0 = copy.deepcopy(model)
 
     # 2–5. Fine-tune M and M′ in lockstep; the monitor records σ, the probe e, v, ‖Δw‖ and accuracy.
@@ -415,6 +428,7 @@ def verification_experiment(
     checkpoint_dir: str | os.PathLike[str] | None = None,
     progress: bool = True,
     deterministic: bool = False,
+    pretrained_cache: MutableMapping[tuple, dict] | None = None,
 ) -> VerificationResult:
     """§8.3's verification protocol for each γ in ``gammas``; ``result.table`` has one row per γ and measured t.
 
@@ -432,6 +446,9 @@ def verification_experiment(
     (w_{N+t}). ``hessian_batch_size``: samples of the fixed, seeded batch σ is computed on.
     ``threads``: torch CPU threads during the run (restored afterwards; ``None`` leaves the setting alone).
     ``deterministic``: run the training inside :func:`~unrolling_lib.training.deterministic_mode`.
+    ``pretrained_cache``: a dict shared between calls, filled with each M_N under everything it depends on
+    (data, model, seed, γ, loss scaling, the pre-training's steps, batch size and rate, device, threads), so
+    that runs differing only after pre-training (batch size, η, σ's batch) pre-train once.
     ``seeds``: run the whole protocol once per seed (the table's ``seed`` column); ``None`` runs ``seed``
     alone (the profiles list three). ``momentum``, ``weight_decay`` (fine-tuning only, as
     ``torch.optim.SGD``) and ``unlearn_every_epoch`` (x̂₁'s block first in every epoch, skipped by M′ every
@@ -460,7 +477,10 @@ def verification_experiment(
     check_bool("deterministic", deterministic)
     dev = pick_device(device)
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    run = dict(gammas=gammas, threads=threads, device=dev, progress=progress, deterministic=deterministic)
+    if pretrained_cache is not None and not isinstance(pretrained_cache, MutableMapping):
+        raise ParameterError(f"pretrained_cache={type(pretrained_cache).__name__} is not allowed; give a dict or None")
+    run = dict(gammas=gammas, threads=threads, device=dev, progress=progress, deterministic=deterministic,
+               shared=pretrained_cache)
 
     tables, sigmas, diverged = [], [], {}
     for s in seeds:
@@ -478,8 +498,8 @@ def verification_experiment(
 
 
 def _one_seed(p: dict[str, Any], folder: Path | None, model: str, *, gammas: list[float], threads: int | None,
-              device: torch.device, progress: bool,
-              deterministic: bool) -> tuple[pd.DataFrame, pd.DataFrame, dict[float, str]]:
+              device: torch.device, progress: bool, deterministic: bool,
+              shared: MutableMapping[tuple, dict] | None) -> tuple[pd.DataFrame, pd.DataFrame, dict[float, str]]:
     """The protocol for every γ at one seed (``p["seed"]``): its table, σ samples and diverged γ values."""
     data = load_dataset(p["dataset"], train=True, subset=p["train_subset"], seed=p["seed"]).to(device)
     test = load_dataset(p["dataset"], train=False, subset=p["test_subset"], seed=p["seed"]).to(device)
@@ -509,7 +529,7 @@ def _one_seed(p: dict[str, Any], folder: Path | None, model: str, *, gammas: lis
                 rows, sig, message = _one_gamma(gamma, data=data, test=test, model_name=model, seed=p["seed"],
                                                 p=p, order=order, hessian_batch=hessian_batch, device=device,
                                                 checkpoint_dir=folder, progress=progress,
-                                                deterministic=deterministic)
+                                                deterministic=deterministic, shared=shared)
         except TrainingDiverged as err:
             message, rows, sig = str(err), None, None
         if message is not None:

@@ -15,8 +15,8 @@ from plotly.subplots import make_subplots
 from ..metrics import correlation
 from .common import COLORS, TEMPLATE
 
-__all__ = ["components_figure", "correlation_figure", "finetuning_figure", "grid_figure", "methods_figure",
-           "regime_start", "verification_figure"]
+__all__ = ["across_gamma_figure", "along_t_figure", "components_figure", "correlation_figure", "finetuning_figure",
+           "grid_figure", "methods_figure", "regime_start", "verification_figure"]
 
 _TITLES = {"e": "unlearning error e", "v": "verification error v", "weight_change": "‖w_t − w₀‖₂",
            "sigma_avg": "σ_avg", "eta_t_sigma": "η·t·σ_avg (the expansion needs ≪ 1)", "accuracy": "test accuracy"}
@@ -169,29 +169,104 @@ def methods_figure(df: pd.DataFrame) -> go.Figure:
                                      legendgroup=str(gamma), showlegend=col == 1,
                                      line={"color": COLORS[k % len(COLORS)]}), row=1, col=col)
     floor = float(df["noise_floor"].max()) if "noise_floor" in df else float("nan")
-    if np.isfinite(floor) and floor > 0:
-        for col in (1, 2, 3):
-            fig.add_hline(y=floor, line={"dash": "dot", "color": "grey"}, row=1, col=col)
+    for col in (1, 2, 3):
+        _floor_line(fig, floor, row=1, col=col)
     fig.update_xaxes(title_text="t")
     fig.update_yaxes(type="log", title_text="v = ‖w′ − w″‖₂", col=1)
-    if not np.isfinite(floor):
-        note = "noise floor not measured"
-    elif floor > 0:
-        note = f"noise floor {floor:.2g} (dotted): a v below it is not signal"
-    else:
-        note = "noise floor 0: training repeats bit for bit on this device"
+    note = _floor_note(floor)
     fig.update_layout(template=TEMPLATE, height=420, legend_title="SD strength",
                       title={"text": f"Three ways to unlearn x̂₁, on the same runs<br><sup>{note}</sup>"},
                       margin={"t": 90})
     return fig
 
 
-def grid_figure(table: pd.DataFrame, *, method: str = "v", by: str = "dataset") -> go.Figure:
-    """Figures 12 and 14: e against v across settings (a :func:`~unrolling_lib.experiments.verification_grid.
-    verification_grid` table), one panel per value of ``by``, cross-entropy runs (γ = 0) and SD runs (γ > 0) in
+def _floor_line(fig: go.Figure, floor: float, **where: int) -> None:
+    if np.isfinite(floor) and floor > 0:
+        fig.add_hline(y=float(floor), line={"dash": "dot", "color": "grey"}, **where)
+
+
+def _floor_note(floor: float) -> str:
+    if not np.isfinite(floor):
+        return "noise floor not measured"
+    if floor > 0:
+        return f"noise floor {floor:.2g} (dotted): a v below it is not signal"
+    return "noise floor 0: retraining repeats bit for bit on this device"
+
+
+def along_t_figure(curves: pd.DataFrame, *, method: str = "v") -> go.Figure:
+    """Figures 9 and 15: e against v along the fine-tuning steps of each setting in ``curves`` (rows of a
+    :class:`~unrolling_lib.experiments.verification_grid.VerificationGrid`'s ``curves``), one panel per setting,
+    the points coloured by t, Pearson with n and its 95% interval in each panel's title, the noise floor
+    dotted where it is above 0. ``method``: the v column (``"v"``, ``"v_final"``, ``"v_amnesiac"``)."""
+    settings = sorted(curves["setting"].unique())
+    titles = []
+    for k in settings:
+        part = curves[curves["setting"] == k]
+        row = part.iloc[0]
+        c = correlation(part["e"], part[method]) if len(part) >= 3 else None
+        titles.append(f"{row['model']}, N = {row['pretrain_steps']}, γ = {row['gamma']:g}<br>"
+                      + (c.describe() if c is not None else f"n = {len(part)}"))
+    fig = make_subplots(rows=1, cols=max(len(settings), 1), subplot_titles=titles or [""], horizontal_spacing=0.07)
+    t_max = float(curves["t"].max()) if len(curves) else 1.0
+    for col, k in enumerate(settings, 1):
+        part = curves[curves["setting"] == k].sort_values("t")
+        fig.add_trace(go.Scatter(
+            x=part["e"], y=part[method], mode="markers+lines", showlegend=False,
+            line={"color": "lightgrey", "width": 1},
+            marker={"color": part["t"], "colorscale": "Viridis", "cmin": 0, "cmax": t_max, "size": 8,
+                    "colorbar": {"title": "t"} if col == len(settings) else None, "showscale": col == len(settings)},
+            customdata=part[["t", "eta_t_sigma"]].to_numpy(),
+            hovertemplate="t=%{customdata[0]}<br>η·t·σ=%{customdata[1]:.3g}<br>e=%{x:.4g}<br>v=%{y:.4g}"
+                          "<extra></extra>"), row=1, col=col)
+        _floor_line(fig, float(part["noise_floor"].max()), row=1, col=col)
+    floor = float(curves["noise_floor"].max()) if len(curves) else float("nan")
+    fig.update_xaxes(title_text="unlearning error e")
+    fig.update_yaxes(title_text=f"{method} = ‖w′ − w″‖₂", col=1)
+    fig.update_annotations(font_size=12)
+    fig.update_layout(template=TEMPLATE, height=430, margin={"t": 110},
+                      title={"text": f"e and {method} along t<br><sup>{_floor_note(floor)}</sup>"})
+    return fig
+
+
+def across_gamma_figure(table: pd.DataFrame, *, method: str = "v", by: str = "model") -> go.Figure:
+    """Figure 11: e against v at the last t, one point per γ, one panel per value of ``by`` (rows of a
+    :class:`~unrolling_lib.experiments.verification_grid.VerificationGrid` table that differ only in γ and
+    ``by``), coloured by γ, Pearson with n and its 95% interval in each panel's title."""
+    kept = table[~table["diverged"].astype(bool)]
+    values = list(dict.fromkeys(kept[by]))
+    titles = []
+    for value in values:
+        part = kept[kept[by] == value]
+        c = correlation(part["e"], part[method]) if len(part) >= 3 else None
+        titles.append(f"{value}: " + (c.describe() if c is not None else f"n = {len(part)}"))
+    fig = make_subplots(rows=1, cols=max(len(values), 1), subplot_titles=titles or [""], horizontal_spacing=0.08)
+    g_max = float(kept["gamma"].max()) if len(kept) else 1.0
+    for col, value in enumerate(values, 1):
+        part = kept[kept[by] == value].sort_values("gamma")
+        fig.add_trace(go.Scatter(
+            x=part["e"], y=part[method], mode="markers+text", text=[f"γ={g:g}" for g in part["gamma"]],
+            textposition="top center", showlegend=False,
+            marker={"color": part["gamma"], "colorscale": "Bluered_r", "cmin": 0, "cmax": max(g_max, 1e-9),
+                    "size": 11, "showscale": col == len(values), "colorbar": {"title": "γ"}},
+            hovertemplate="e=%{x:.4g}<br>v=%{y:.4g}<extra>%{text}</extra>"), row=1, col=col)
+        _floor_line(fig, float(part["noise_floor"].max()), row=1, col=col)
+    fig.update_xaxes(title_text="unlearning error e (last t)")
+    fig.update_yaxes(title_text=f"{method} (last t)", col=1)
+    fig.update_layout(template=TEMPLATE, height=430,
+                      title={"text": f"e against {method} across γ<br><sup>"
+                                     f"{_floor_note(float(kept['noise_floor'].max()) if len(kept) else np.nan)}"
+                                     "</sup>"}, margin={"t": 90})
+    return fig
+
+
+def grid_figure(table: pd.DataFrame, *, method: str = "v", by: str = "dataset",
+                noise_floor: float | None = None) -> go.Figure:
+    """Figures 12 and 14: e against v across settings (a :class:`~unrolling_lib.experiments.verification_grid.
+    VerificationGrid` table), one panel per value of ``by``, cross-entropy runs (γ = 0) and SD runs (γ > 0) in
     two colours, Pearson with n and its 95% interval in each panel's title; ``method``: the v column (``"v"``,
-    ``"v_final"`` or ``"v_amnesiac"``). Diverged settings are left out and counted in the title; the largest
-    noise floor is dotted where it is above 0."""
+    ``"v_final"`` or ``"v_amnesiac"``). Diverged settings are left out and counted in the title. The noise
+    floor (the table's largest, or ``noise_floor`` when the grid did not measure it) is dotted where it is
+    above 0; settings whose x̂₁ is not the first batch are drawn as diamonds."""
     kept = table[~table["diverged"].astype(bool)]
     values = sorted(kept[by].unique())
     titles = []
@@ -200,24 +275,30 @@ def grid_figure(table: pd.DataFrame, *, method: str = "v", by: str = "dataset") 
         c = correlation(part["e"], part[method]) if len(part) >= 3 else None
         titles.append(f"{value}: " + (c.describe() if c is not None else f"n = {len(part)}"))
     fig = make_subplots(rows=1, cols=max(len(values), 1), subplot_titles=titles or [""], horizontal_spacing=0.08)
+    later = "unlearn_step" in kept and bool((kept["unlearn_step"] > 0).any())
     for col, value in enumerate(values, 1):
-        part = kept[kept[by] == value]
+        part = kept[kept[by] == value].sort_values("unlearn_step") if later else kept[kept[by] == value]
         for label, rows, color in (("cross entropy (γ = 0)", part[part["gamma"] == 0], COLORS[0]),
                                    ("SD loss (γ > 0)", part[part["gamma"] > 0], COLORS[1])):
             cols = ["setting", "gamma", "pretrain_steps", "batch_size", "lr", "eta_t_sigma"]
+            symbols = np.where(rows["unlearn_step"] > 0, "diamond", "circle") if later else "circle"
             fig.add_trace(go.Scatter(
                 x=rows["e"], y=rows[method], mode="markers", name=label, legendgroup=label, showlegend=col == 1,
-                marker={"color": color, "size": 8}, customdata=rows[[c for c in cols if c in rows]].to_numpy(),
+                marker={"color": color, "size": 9, "symbol": symbols},
+                customdata=rows[[c for c in cols if c in rows]].to_numpy(),
                 hovertemplate="setting %{customdata[0]}<br>γ=%{customdata[1]:g}, N=%{customdata[2]}, "
                               "batch %{customdata[3]}, η=%{customdata[4]:g}<br>η·t·σ=%{customdata[5]:.3g}"
                               "<br>e=%{x:.4g}<br>v=%{y:.4g}<extra></extra>"), row=1, col=col)
-        floor = part["noise_floor"].max() if "noise_floor" in part else float("nan")
-        if np.isfinite(floor) and floor > 0:
-            fig.add_hline(y=float(floor), line={"dash": "dot", "color": "grey"}, row=1, col=col)
+    floor = float(kept["noise_floor"].max()) if noise_floor is None and len(kept) else (
+        float(noise_floor) if noise_floor is not None else float("nan"))
+    for col in range(1, len(values) + 1):
+        _floor_line(fig, floor, row=1, col=col)
     left_out = int(table["diverged"].astype(bool).sum())
     fig.update_xaxes(title_text="unlearning error e (last t)")
     fig.update_yaxes(title_text=f"{method} (last t)", col=1)
-    fig.update_layout(template=TEMPLATE, height=440, legend={"orientation": "h", "y": -0.25},
+    notes = [_floor_note(floor)] + (["◆ x̂₁ halfway through t, ● x̂₁ first"] if later else [])
+    fig.update_layout(template=TEMPLATE, height=460, legend={"orientation": "h", "y": -0.25}, margin={"t": 100},
                       title={"text": f"e against {method} across {len(kept)} settings"
-                                     + (f" ({left_out} diverged, left out)" if left_out else "")})
+                                     + (f" ({left_out} diverged, left out)" if left_out else "")
+                                     + f"<br><sup>{'; '.join(notes)}</sup>"})
     return fig
