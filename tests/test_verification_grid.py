@@ -266,3 +266,32 @@ def test_along_t_and_across_gamma_figures(run) -> None:
     fig = grid_figure(table.assign(unlearn_step=[0, 20, 0]), noise_floor=0.0)
     assert "noise floor 0" in fig.layout.title.text and "x̂₁ halfway" in fig.layout.title.text
     assert list(fig.data[1].marker.symbol) == ["circle", "diamond"] and not fig.layout.shapes
+
+
+def test_chapter_specs_set_the_seed_and_the_sample() -> None:
+    per_gamma, across = vg.chapter_specs("quick", seed=3)
+    assert all(s["seeds"] == [3] for s in vg.grid_settings(per_gamma) + vg.grid_settings(across))
+    assert len(vg.grid_settings(across)) == 20 and vg.GRID_CHAPTER_DEFAULTS["quick"] == {"sample": 20}
+    assert len(vg.grid_settings(vg.chapter_specs("quick", sample=0)[1])) == 2 * 2 * 2 * 3 * 3 * 2 * 2 * 2
+    assert len(vg.grid_settings(vg.chapter_specs("quick", sample=7)[1])) == 7
+    assert "seed" not in vg.VERIFICATION_GRIDS["quick"]["base"]  # the profile's spec is left alone
+    with pytest.raises(ParameterError, match="profile='fast' is not allowed"):
+        vg.chapter_specs("fast")
+    with pytest.raises(ParameterError, match="sample=-1 is not allowed"):
+        vg.chapter_specs("quick", sample=-1)
+
+
+def test_stand_ins_and_the_reports_figure() -> None:
+    from unrolling_lib.figures.verification import reports_figure
+
+    assert vg.stand_in_for(["small_vgg", "small_resnet"], "resnet18") == "small_resnet"
+    assert vg.stand_in_for(["resnet18", "vgg19"], "vgg19") == "vgg19"
+    assert vg.stand_in_for(["small_cnn"], "vgg19") == "small_cnn"
+    assert vg.stand_in_for(["small_cnn"], "vgg19", fallback=False) is None
+    reports = pd.DataFrame({"figure": ["Figure 9", "Figure 11"], "paper_setting": ["a", "b"], "paper": [0.934, 0.81],
+                            "measured_setting": ["x", "no stand-in"], "n": [12, float("nan")],
+                            "pearson": [0.7, float("nan")], "low": [0.3, float("nan")], "high": [0.9, float("nan")]})
+    fig = reports_figure(reports)
+    assert list(fig.data[1].x) == [0.81, 0.934] and list(fig.data[0].y) == ["Figure 11: b", "Figure 9: a"]
+    assert list(fig.data[0].error_x.arrayminus)[1] == pytest.approx(0.4)
+    fig.to_json()  # a missing measurement still serialises

@@ -30,7 +30,7 @@ import itertools
 import math
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,9 +46,10 @@ from ..validation import ParameterError, check_bool, check_int
 from .error_curves import STAND_INS
 from .verification import UNLEARNING_METHODS, VERIFICATION_DEFAULTS, check_verification_params, verification_experiment
 
-__all__ = ["CURVE_KEYS", "GAMMA_GRIDS", "GRID_COLUMNS", "METHODS", "PAPER_PEARSON", "VERIFICATION_GRIDS",
-           "VerificationGrid", "across_gamma_correlations", "along_t_correlations", "breaking_settings",
-           "grid_correlations", "grid_settings", "paper_reports", "verification_grid"]
+__all__ = ["CURVE_KEYS", "GAMMA_GRIDS", "GRID_CHAPTER_DEFAULTS", "GRID_COLUMNS", "METHODS", "PAPER_PEARSON",
+           "VERIFICATION_GRIDS", "VerificationGrid", "across_gamma_correlations", "along_t_correlations",
+           "breaking_settings", "chapter_specs", "grid_correlations", "grid_settings", "paper_reports",
+           "stand_in_for", "verification_grid"]
 
 METHODS = UNLEARNING_METHODS  # v of each unlearning method, as the protocol's table names it
 AXES = ("dataset", "model", "gamma", "pretrain_steps", "batch_size", "lr", "hessian_batch_size", "unlearn_step",
@@ -89,7 +90,7 @@ _QUICK = {"base": {**_BASE, "finetune_steps": 40, "verify_every": 20, "sigma_eve
           "sample": 20, "sample_seed": 0}
 _SMOKE = {"base": {**_BASE, "finetune_steps": 10, "verify_every": 5, "sigma_every": 5, "pretrain_steps": 5,
                    "hessian_batch_size": 16, "train_subset": 256, "test_subset": 100},
-          "axes": {"gamma": [0.0, 20.0], "batch_size": [16, 32]}}
+          "axes": {"gamma": [0.0, 20.0], "unlearn_step": [0, 5]}}
 # Colab (one T4): ResNet-18 and VGG-19 on CIFAR-10, two N, two batch sizes, two γ: 16 settings of 300 steps.
 _COLAB = {"base": {**VERIFICATION_DEFAULTS["colab"], "seeds": None, "finetune_steps": 300, "verify_every": 100},
           "axes": {"model": ["resnet18", "vgg19"], "pretrain_steps": [0, 780], "batch_size": [32, 128],
@@ -128,6 +129,27 @@ GAMMA_GRIDS: dict[str, dict[str, Any]] = {
                         ["resnet18", "vgg19"], [0.0, 1.0, 5.0, 10.0, 15.0, 20.0], 31250),
     "smoke": _per_model({**_SMOKE["base"]}, ["small_cnn"], [0.0, 20.0], 5),
 }
+
+
+# The across-settings chapter's parameters per profile: how many combinations of the grid it runs (0: every one).
+GRID_CHAPTER_DEFAULTS: dict[str, dict[str, Any]] = {
+    name: {"sample": spec.get("sample", 0)} for name, spec in VERIFICATION_GRIDS.items()}
+
+
+def chapter_specs(profile: str, *, seed: int = 0, sample: int | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The two grids of the §8.3 across-settings chapter at ``profile``: (:data:`GAMMA_GRIDS` [profile],
+    :data:`VERIFICATION_GRIDS` [profile]), every setting at ``seed``, the second with ``sample`` combinations
+    drawn (0: every one; ``None``: the profile's)."""
+    if profile not in VERIFICATION_GRIDS:
+        raise ParameterError(f"profile={profile!r} is not allowed; choose one of {list(VERIFICATION_GRIDS)}")
+    seed = check_int("seed", seed, 0)
+    per_gamma = {**GAMMA_GRIDS[profile], "base": {**GAMMA_GRIDS[profile]["base"], "seed": seed}}
+    across = {**VERIFICATION_GRIDS[profile], "base": {**VERIFICATION_GRIDS[profile]["base"], "seed": seed}}
+    k = across.get("sample", 0) if sample is None else check_int("sample", sample, 0)
+    across.pop("sample", None)
+    if k:
+        across["sample"] = k
+    return per_gamma, across
 
 
 def grid_settings(spec: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -247,7 +269,7 @@ def grid_correlations(table: pd.DataFrame, *, by: str = "dataset") -> pd.DataFra
             for method, column in METHODS.items():
                 rows.append({by: value, "runs": subset, "method": method, **_pearson(rows_of["e"], rows_of[column]),
                              "spearman": _spearman(rows_of["e"], rows_of[column]), "left_out": left_out})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=[by, "runs", "method", "n", "pearson", "low", "high", "spearman", "left_out"])
 
 
 def _pearson(x: pd.Series, y: pd.Series) -> dict[str, Any]:
@@ -287,7 +309,7 @@ def across_gamma_correlations(table: pd.DataFrame, *, by: str = "model") -> pd.D
         for method, column in METHODS.items():
             rows.append({**dict(zip(others, keys, strict=True)), "method": method, "gammas": part["gamma"].nunique(),
                          **_pearson(part["e"], part[column])})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=[*others, "method", "gammas", "n", "pearson", "low", "high"])
 
 
 def breaking_settings(table: pd.DataFrame, *, method: str = "single_gradient", by: str = "dataset",
@@ -300,6 +322,8 @@ def breaking_settings(table: pd.DataFrame, *, method: str = "single_gradient", b
     if method not in METHODS:
         raise ParameterError(f"method={method!r} is not allowed; choose one of {list(METHODS)}")
     column, rows = METHODS[method], []
+    columns = [by, *[a for a in AXES if a != by], "e", column, "eta_t_sigma", "setting", "pearson", "r_without",
+               "influence"]
     kept = table[~table["diverged"].astype(bool)]
     for _, part in kept.groupby(by, sort=True):
         if len(part) < 4:
@@ -308,10 +332,10 @@ def breaking_settings(table: pd.DataFrame, *, method: str = "single_gradient", b
         for index in part.index:
             rest = part.drop(index)
             without = correlation(rest["e"], rest[column]).r
-            rows.append({**part.loc[index, [by, *[a for a in AXES if a != by], "e", column, "eta_t_sigma"]].to_dict(),
+            rows.append({**part.loc[index, columns[:-4]].to_dict(),
                          "setting": part.loc[index, "setting"], "pearson": r, "r_without": without,
                          "influence": r - without})
-    out = pd.DataFrame(rows)
+    out = pd.DataFrame(rows, columns=columns)
     if out.empty:
         return out
     out = out.assign(size=out["influence"].abs()).sort_values([by, "size"], ascending=[True, False])
@@ -341,18 +365,18 @@ def paper_reports(per_gamma: VerificationGrid, across: VerificationGrid) -> pd.D
     rows = []
     models = list(dict.fromkeys(per_gamma.table["model"]))
     trained = per_gamma.table["pretrain_steps"].max()
-    like = {STAND_INS.get(m, m): m for m in reversed(models)}  # the model standing in for each of the paper's
     along = along_t_correlations(per_gamma.curves)
     along = along[(along["gamma"] == 0) & (along["method"] == "single_gradient")]
-    first = like.get("resnet18", models[0])  # Figure 9 is ResNet-18's
+    first = stand_in_for(models, "resnet18")  # Figure 9 is ResNet-18's
     for (fig, what, paper), n_steps in zip(PAPER_PEARSON[:2], (0, trained), strict=True):
         hit = along[(along["model"] == first) & (along["pretrain_steps"] == n_steps)]
         rows.append(_report(fig, what, paper, f"{first}, N = {n_steps}, γ = 0", hit))
     gamma = across_gamma_correlations(per_gamma.table)
     gamma = gamma[(gamma["method"] == "single_gradient") & (gamma["pretrain_steps"] == trained)]
     for (fig, what, paper), paper_model in zip(PAPER_PEARSON[2:4], ("resnet18", "vgg19"), strict=True):
-        model = like.get(paper_model)
-        rows.append(_report(fig, what, paper, f"{model}, N = {trained}", gamma[gamma["model"] == model]))
+        model = stand_in_for(models, paper_model, fallback=False)
+        setting = f"{model}, N = {trained}" if model is not None else f"no stand-in for {paper_model} here"
+        rows.append(_report(fig, what, paper, setting, gamma[gamma["model"] == model]))
     table = across.table
     later = table[table["unlearn_step"] > 0] if (table["unlearn_step"] > 0).any() else table
     datasets = sorted(table["dataset"].unique())
@@ -367,6 +391,15 @@ def paper_reports(per_gamma: VerificationGrid, across: VerificationGrid) -> pd.D
         where = " (x̂₁ not first)" if amnesiac and source is later and later is not table else ""
         rows.append(_report(fig, what, paper, f"{datasets[k]}{where}", hit))
     return pd.DataFrame(rows)
+
+
+def stand_in_for(models: Sequence[str], paper_model: str, *, fallback: bool = True) -> str | None:
+    """The first of ``models`` that is, or stands in for, the paper's ``paper_model`` ("resnet18", "vgg19");
+    with none, the first model (``fallback``) or ``None``."""
+    for m in models:
+        if STAND_INS.get(m, m) == paper_model:
+            return m
+    return models[0] if fallback and len(models) else None
 
 
 def _report(fig: str, what: str, paper: float, measured: str, hit: pd.DataFrame) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from ..metrics import correlation
 from .common import COLORS, TEMPLATE
 
 __all__ = ["across_gamma_figure", "along_t_figure", "components_figure", "correlation_figure", "finetuning_figure",
-           "grid_figure", "methods_figure", "regime_start", "verification_figure"]
+           "grid_figure", "methods_figure", "regime_start", "reports_figure", "verification_figure"]
 
 _TITLES = {"e": "unlearning error e", "v": "verification error v", "weight_change": "‖w_t − w₀‖₂",
            "sigma_avg": "σ_avg", "eta_t_sigma": "η·t·σ_avg (the expansion needs ≪ 1)", "accuracy": "test accuracy"}
@@ -301,4 +301,29 @@ def grid_figure(table: pd.DataFrame, *, method: str = "v", by: str = "dataset",
                       title={"text": f"e against {method} across {len(kept)} settings"
                                      + (f" ({left_out} diverged, left out)" if left_out else "")
                                      + f"<br><sup>{'; '.join(notes)}</sup>"})
+    return fig
+
+
+def reports_figure(reports: pd.DataFrame) -> go.Figure:
+    """The paper's reported Pearson correlations beside ours (a :func:`~unrolling_lib.experiments.
+    verification_grid.paper_reports` table): one row per reported value, the paper's as a black cross, ours
+    as a dot with its 95% interval; hover names the setting each was measured on."""
+    labels = [f"{r.figure}: {r.paper_setting}" for r in reports.itertuples()][::-1]
+    rows = reports.iloc[::-1]
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(
+        x=rows["pearson"], y=labels, mode="markers", name="measured here (95% interval)",
+        marker={"color": COLORS[0], "size": 10},
+        error_x={"type": "data", "symmetric": False, "array": rows["high"] - rows["pearson"],
+                 "arrayminus": rows["pearson"] - rows["low"]},
+        customdata=[[str(m), "–" if pd.isna(n) else str(int(n))] for m, n in zip(rows["measured_setting"], rows["n"],
+                                                                                 strict=True)],
+        hovertemplate="%{customdata[0]}<br>r=%{x:.3f}, n=%{customdata[1]}<extra></extra>"))
+    fig.add_trace(go.Scatter(x=rows["paper"], y=labels, mode="markers", name="the paper",
+                             marker={"color": "black", "symbol": "x", "size": 10},
+                             hovertemplate="paper: %{x}<extra></extra>"))
+    fig.add_vline(x=0.0, line={"color": "grey", "width": 1})
+    fig.update_xaxes(range=[-1.05, 1.05], title_text="Pearson(e, v)")
+    fig.update_layout(template=TEMPLATE, height=120 + 40 * len(reports), legend={"orientation": "h", "y": -0.2},
+                      title={"text": "The paper reports / we measure"}, margin={"l": 20})
     return fig
