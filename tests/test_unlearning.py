@@ -149,3 +149,29 @@ def test_initial_weights_given_three_ways_give_the_same_result():
 def test_errors_name_the_callers_parameters():
     with pytest.raises(ValueError, match="^model_t must be a torch.nn.Module; got int"):
         single_gradient_unlearn(1, torch.zeros(3), MSE, torch.zeros(1, 2), torch.zeros(1, 1), lr=0.1)
+
+
+def test_batch_gradient_is_autograd_on_a_copy_and_leaves_the_model_alone() -> None:
+    from unrolling_lib.losses import batch_loss, make_loss
+    from unrolling_lib.models import build_model_for
+    from unrolling_lib.params import trainable_weights
+    from unrolling_lib.unlearning import batch_gradient
+
+    torch.manual_seed(0)
+    model = build_model_for("small_resnet", (1, 8, 8), 10, seed=0)
+    other = build_model_for("small_resnet", (1, 8, 8), 10, seed=1)
+    x, y = torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,))
+    loss_fn = make_loss(5.0)
+    model.eval()  # the gradient is still taken in train mode, and the mode restored
+    before = copy.deepcopy(model.state_dict())
+    for weights, source in ((None, model), (trainable_weights(model, other), other)):
+        twin = copy.deepcopy(model)
+        twin.load_state_dict({**model.state_dict(), **{n: p for n, p in source.named_parameters()}})
+        twin.train()
+        expected = torch.autograd.grad(batch_loss(loss_fn, twin(x), y), [p for p in twin.parameters()])
+        got = batch_gradient(model, loss_fn, x, y, weights=weights)
+        for g, e in zip(got, expected, strict=True):
+            torch.testing.assert_close(g, e, rtol=1e-6, atol=1e-8)
+    for name, value in model.state_dict().items():  # BatchNorm statistics and weights untouched
+        assert torch.equal(value, before[name]), name
+    assert all(p.grad is None for p in model.parameters()) and not model.training

@@ -31,6 +31,7 @@ __all__ = [
     "Weights",
     "eval_mode",
     "flat_weights",
+    "trainable_weights",
     "flatten",
     "module_mode",
     "named_trainable",
@@ -149,29 +150,38 @@ def weight_distance(a: Weights, b: Weights, *, names: tuple[str, str] = ("a", "b
     return math.sqrt(total)
 
 
+def trainable_weights(model: nn.Module, weights: Weights, *, name: str = "weights") -> dict[str, torch.Tensor]:
+    """``weights`` as ``{name: tensor}`` for each trainable parameter of ``model``, checked (shapes included):
+    a module of the same architecture, a state dict, or a flat tensor in ``model.parameters()`` order. The
+    tensors are detached views, not copies."""
+    _check_weights(name, weights)
+    params = named_trainable(model)
+    if isinstance(weights, torch.Tensor):
+        total = sum(p.numel() for _, p in params)
+        flat = weights.detach().reshape(-1)
+        if flat.numel() != total:
+            raise ParameterError(f"{name} must hold {total} trainable weights; got {flat.numel()}")
+        pieces = unflatten(flat, [p for _, p in params], name=name)
+        return {n: piece for (n, _), piece in zip(params, pieces, strict=True)}
+    found = {n: p.detach() for n, p in weights.named_parameters()} if isinstance(weights, nn.Module) else weights
+    missing = [n for n, _ in params if n not in found]
+    if missing:
+        raise ParameterError(f"{name} lacks trainable parameter(s) {missing[:3]}")
+    for n, p in params:
+        if tuple(found[n].shape) != tuple(p.shape):
+            raise ParameterError(f"{name}[{n!r}] has shape {tuple(found[n].shape)}; the model's is {tuple(p.shape)}")
+    return {n: found[n].detach() for n, _ in params}
+
+
 def with_weights(model: nn.Module, weights: Weights, *, name: str = "weights") -> nn.Module:
     """A deep copy of ``model`` (architecture, buffers) whose trainable parameters are ``weights``: a module of
     the same architecture (its trainable parameters count, its buffers do not), a state dict, or a flat tensor
     in ``model.parameters()`` order."""
-    _check_weights(name, weights)
-    if isinstance(weights, nn.Module):
-        weights = {n: p.detach() for n, p in weights.named_parameters()}
+    values = trainable_weights(model, weights, name=name)
     out = copy.deepcopy(model)
-    params = named_trainable(out)
     with torch.no_grad():
-        if isinstance(weights, torch.Tensor):
-            total = sum(p.numel() for _, p in params)
-            flat = weights.detach().reshape(-1)
-            if flat.numel() != total:
-                raise ParameterError(f"{name} must hold {total} trainable weights; got {flat.numel()}")
-            for (_, p), piece in zip(params, unflatten(flat, [p for _, p in params], name=name), strict=True):
-                p.copy_(piece)
-        else:
-            missing = [n for n, _ in params if n not in weights]
-            if missing:
-                raise ParameterError(f"{name} lacks trainable parameter(s) {missing[:3]}")
-            for n, p in params:
-                p.copy_(weights[n])
+        for n, p in named_trainable(out):
+            p.copy_(values[n])
     return out
 
 

@@ -24,6 +24,7 @@ signal values (modified entropy or any score where smaller means "more member-li
 
 from __future__ import annotations
 
+from copy import deepcopy
 from typing import Any
 
 import numpy as np
@@ -31,9 +32,10 @@ import torch
 from torch import nn
 
 from .params import eval_mode
-from .validation import ParameterError, check_int
+from .validation import ParameterError, check_choice, check_int
 
-__all__ = ["LOG_FLOOR", "modified_entropy", "privacy_risk_score", "softmax_probs", "split_in_half"]
+__all__ = ["LOG_FLOOR", "SIGNAL_MODES", "membership_signal", "modified_entropy", "privacy_risk_score", "softmax_probs",
+           "split_in_half"]
 
 LOG_FLOOR = 1e-30  # log(max(p, LOG_FLOOR)) in the modified entropy, as Song & Mittal's code
 BIN_FLOOR = 1e-10  # smallest value placed in log-spaced bins, as Song & Mittal's code
@@ -68,12 +70,7 @@ def modified_entropy(probs: Any, labels: Any) -> np.ndarray:
     """
     p = _probs("probs", probs)
     y = _labels("labels", labels, p.shape[0], p.shape[1])
-    rows = np.arange(p.shape[0])
-    log_p = np.log(np.maximum(p, LOG_FLOOR))
-    log_q = np.log(np.maximum(1.0 - p, LOG_FLOOR))
-    terms = -p * log_q
-    terms[rows, y] = -(1.0 - p[rows, y]) * log_p[rows, y]
-    return terms.sum(axis=1)
+    return _mentr(p, y)
 
 
 def _values(name: str, data: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -175,3 +172,38 @@ def split_in_half(n: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     n = check_int("n", n, 2)
     perm = np.random.default_rng(seed).permutation(n)
     return np.sort(perm[: n // 2]), np.sort(perm[n // 2:])
+
+
+SIGNAL_MODES = ("softmax", "released")
+
+
+def _mentr(p: np.ndarray, y: np.ndarray) -> np.ndarray:
+    rows = np.arange(p.shape[0])
+    log_p = np.log(np.maximum(p, LOG_FLOOR))
+    log_q = np.log(np.maximum(1.0 - p, LOG_FLOOR))
+    terms = -p * log_q
+    terms[rows, y] = -(1.0 - p[rows, y]) * log_p[rows, y]
+    return terms.sum(axis=1)
+
+
+@torch.no_grad()
+def membership_signal(model: nn.Module, inputs: torch.Tensor, labels: Any, *, mode: str = "softmax",
+                      batch_size: int = 1024) -> np.ndarray:
+    """The membership signal of each sample, the modified entropy (smaller: more member-like).
+
+    ``mode="softmax"`` (right, the default): of the model's softmax output in eval mode. ``mode="released"``:
+    as the paper's released code computed it, of the raw logits with the model in train mode (BatchNorm then
+    normalises with the statistics of each chunk of ``batch_size`` inputs; a copy of the model is used, so its
+    running statistics are left alone). The formula is applied to the logits as if they were probabilities.
+    """
+    mode = check_choice("mode", mode, SIGNAL_MODES)
+    y = _labels("labels", labels, int(inputs.shape[0]))
+    if mode == "softmax":
+        return modified_entropy(softmax_probs(model, inputs, batch_size=batch_size), y)
+    batch_size = check_int("batch_size", batch_size, 1)
+    copy = deepcopy(model)
+    copy.train()
+    device = next(copy.parameters()).device
+    logits = torch.cat([copy(inputs[i:i + batch_size].to(device)).double().cpu()
+                        for i in range(0, len(inputs), batch_size)]).numpy()
+    return _mentr(logits, y)

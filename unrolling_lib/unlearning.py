@@ -24,9 +24,10 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.func import functional_call
 
 from .losses import LossFn, batch_loss
-from .params import Weights, named_trainable, trainable_parameters, unflatten, with_weights
+from .params import Weights, module_mode, named_trainable, trainable_parameters, trainable_weights, unflatten
 from .validation import ParameterError, check_bool, check_choice, check_int, check_number
 
 __all__ = ["UNLEARN_AT", "UpdateRecorder", "amnesiac_unlearn", "batch_gradient", "single_gradient_unlearn"]
@@ -35,18 +36,24 @@ UNLEARN_AT = ("initial", "final")  # where the unlearning gradient is taken: w�
 
 
 def batch_gradient(model: nn.Module, loss_fn: LossFn, inputs: torch.Tensor, targets: torch.Tensor, *,
-                   train_mode: bool = True) -> list[torch.Tensor]:
-    """∇ of ``loss_fn(model(inputs), targets)`` for each trainable parameter (zeros where unused).
+                   train_mode: bool = True, weights: Mapping[str, torch.Tensor] | None = None) -> list[torch.Tensor]:
+    """∇ of ``loss_fn(model(inputs), targets)`` for each trainable parameter (zeros where unused), at the
+    model's own weights or at ``weights`` (``{name: tensor}`` for every trainable parameter, as
+    :func:`~unrolling_lib.params.trainable_weights` gives).
 
-    Computed on a copy of ``model`` so that nothing about it changes (BatchNorm statistics, ``.grad``).
-    ``train_mode=True`` evaluates the loss as an SGD step does (BatchNorm on batch statistics).
+    Nothing about ``model`` changes: the forward pass is ``torch.func.functional_call`` on detached weights and
+    on copies of the buffers (BatchNorm statistics), so neither ``.grad`` nor the running statistics move, and no
+    copy of the module is made. ``train_mode=True`` evaluates the loss as an SGD step does (BatchNorm on batch
+    statistics).
     """
-    work = copy.deepcopy(model)
-    work.train(train_mode)
-    params = trainable_parameters(work)
-    loss = batch_loss(loss_fn, work(inputs), targets)
-    grads = torch.autograd.grad(loss, params, allow_unused=True)
-    return [g if g is not None else torch.zeros_like(p) for g, p in zip(grads, params, strict=True)]
+    named = named_trainable(model)
+    at = {n: (p if weights is None else weights[n]).detach().requires_grad_(True) for n, p in named}
+    state = {n: b.clone() for n, b in model.named_buffers()}
+    state.update({n: p.detach() for n, p in model.named_parameters() if not p.requires_grad})
+    with module_mode(model, train=train_mode):
+        out = functional_call(model, {**state, **at}, (inputs,))
+    grads = torch.autograd.grad(batch_loss(loss_fn, out, targets), list(at.values()), allow_unused=True)
+    return [g if g is not None else torch.zeros_like(p) for g, (_, p) in zip(grads, named, strict=True)]
 
 
 def single_gradient_unlearn(
@@ -80,12 +87,9 @@ def single_gradient_unlearn(
     check_choice("unlearn_at", unlearn_at, UNLEARN_AT)
     named_trainable(model_t, name="model_t")
     check_bool("train_mode", train_mode)
-    where = with_weights(model_t, model_0_or_params, name="model_0_or_params") if unlearn_at == "initial" else model_t
-    names_t = [n for n, _ in named_trainable(model_t, name="model_t")]
-    names_w = [n for n, _ in named_trainable(where)]
-    if names_t != names_w:
-        raise ParameterError("model_0_or_params must have the same trainable parameters as model_t")
-    grads = batch_gradient(where, loss_fn, inputs, targets, train_mode=train_mode)
+    at = (trainable_weights(model_t, model_0_or_params, name="model_0_or_params") if unlearn_at == "initial"
+          else None)
+    grads = batch_gradient(model_t, loss_fn, inputs, targets, train_mode=train_mode, weights=at)
     unlearned = copy.deepcopy(model_t)
     with torch.no_grad():
         for p, g in zip(trainable_parameters(unlearned), grads, strict=True):

@@ -68,6 +68,7 @@ from ..losses import check_scaling, make_loss
 from ..metrics import Correlation, accuracy, correlation, increment_correlation, verification_error
 from ..models import MODELS, build_model_for
 from ..params import flat_weights
+from ..privacy import SIGNAL_MODES, membership_signal
 from ..storage import atomic_torch_save, claim_folder, read_table, write_table
 from ..training import StepState, TrainingDiverged, cpu_threads, pick_device, train, train_lockstep
 from ..unlearning import UNLEARN_AT, UpdateRecorder, amnesiac_unlearn, single_gradient_unlearn
@@ -83,10 +84,9 @@ from ..validation import (
     check_numbers,
 )
 
-__all__ = ["RELEASED_FINETUNING", "SENSITIVITY_BLOCKS", "SUMMARY_COLUMNS", "UNLEARNING_METHODS", "VERIFICATION_COLUMNS",
-           "VERIFICATION_DEFAULTS",
-           "VerificationResult", "VerificationSummary", "check_verification_params", "method_correlations",
-           "summarize_verification",
+__all__ = ["OUTPUT_COLUMNS", "RELEASED_FINETUNING", "SENSITIVITY_BLOCKS", "SUMMARY_COLUMNS", "UNLEARNING_METHODS",
+           "VERIFICATION_COLUMNS", "VERIFICATION_DEFAULTS", "VerificationResult", "VerificationSummary",
+           "check_verification_params", "method_correlations", "summarize_verification",
            "unlearned_batch_sensitivity", "verification_experiment"]
 
 VERIFICATION_COLUMNS = ("seed", "gamma", "t", "e", "v", "v_final", "v_amnesiac", "v_limit", "weight_change",
@@ -95,6 +95,9 @@ SUMMARY_COLUMNS = ("seed", "gamma", "t", "e", "v", "v_final", "v_amnesiac", "v_l
                    "eta_t_sigma", "accuracy",
                    "noise_floor", "n_t", "pearson_e_v_over_t", "pearson_low", "pearson_high", "pearson_increments",
                    "increments_low", "increments_high")
+
+# With record_outputs: the membership signal of each of x̂₁'s samples on each model after the last step.
+OUTPUT_COLUMNS = ("seed", "gamma", "state", "mode", "sample", "label", "signal")
 
 # The released verification script's fine-tuning (its lr 0.1 aside): pass it over the profile's values,
 # verification_experiment(**{**cfg.params, **RELEASED_FINETUNING}). Pre-training stays plain SGD.
@@ -110,7 +113,7 @@ _QUICK: dict[str, Any] = {
     "sigma_every": 50, "verify_every": 25, "hessian_batch_size": 32, "sigma_mode": "spectral",
     "unlearn_step": 0, "unlearn_batch": None, "exclude_unlearned": False, "unlearn_at": "initial",
     "noise_floor": True, "train_subset": None, "test_subset": None, "threads": 1,
-    "seeds": [0, 1, 2], "momentum": 0.0, "weight_decay": 0.0, "unlearn_every_epoch": False,
+    "seeds": [0, 1, 2], "momentum": 0.0, "weight_decay": 0.0, "unlearn_every_epoch": False, "record_outputs": False,
 }
 # CIFAR-10 and ResNet-18 on one GPU (a T4: about 4 minutes per γ), with far fewer steps than the paper and
 # one seed (three would not fit the 20-minute budget).
@@ -156,12 +159,15 @@ class VerificationResult:
     ``table``: one row per γ and measured t, columns :data:`VERIFICATION_COLUMNS`. ``sigma``: the monitor's σ
     samples (columns ``gamma`` and :data:`unrolling_lib.unlearning_error.MONITOR_COLUMNS`). ``params``: the
     resolved parameters. ``diverged``: γ → the message of a fine-tuning run that diverged (its rows stop there).
+    ``outputs``: with ``record_outputs``, the membership signal of x̂₁'s samples on each model after the last
+    step (columns :data:`OUTPUT_COLUMNS`); empty otherwise.
     """
 
     table: pd.DataFrame
     sigma: pd.DataFrame
     params: dict[str, Any]
     diverged: dict[float, str] = field(default_factory=dict)
+    outputs: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(OUTPUT_COLUMNS)))
 
 
 @dataclass
@@ -233,8 +239,9 @@ class _VerificationProbe:
 
     def __init__(self, *, every: int, w0: nn.Module, loss_fn: Any, batch: tuple[torch.Tensor, torch.Tensor],
                  unlearn_steps: Sequence[int], lr: float, unlearn_at: str, monitor: UnlearningErrorMonitor,
-                 test: TensorData, recorder: UpdateRecorder) -> None:
+                 test: TensorData, recorder: UpdateRecorder, record_outputs: bool = False) -> None:
         self.every, self.w0, self.loss_fn, self.batch = every, w0, loss_fn, batch
+        self.record_outputs, self.outputs = record_outputs, []
         self.unlearn_steps, self.lr, self.unlearn_at = sorted(unlearn_steps), lr, unlearn_at
         self.monitor, self.test, self.recorder = monitor, test, recorder
         self.w0_flat = flat_weights(w0).clone()
@@ -267,6 +274,17 @@ class _VerificationProbe:
         """The last step taken is always measured, on the grid or not."""
         if state is not None and (not self.rows or self.rows[-1]["t"] != state.t):
             self.on_step(state)
+        if state is not None and self.record_outputs:
+            used = sum(1 for s in self.unlearn_steps if s <= state.step)
+            models = {"trained": state.model, "unlearned": self._single(state.model, used, self.unlearn_at),
+                      "amnesiac": amnesiac_unlearn(state.model, self.recorder), "retrained": state.retrained}
+            x, y = self.batch
+            labels = y.cpu().numpy()
+            for name, model in models.items():
+                for mode in SIGNAL_MODES:
+                    values = membership_signal(model, x, y, mode=mode)
+                    self.outputs += [{"state": name, "mode": mode, "sample": i, "label": int(labels[i]),
+                                      "signal": float(v)} for i, v in enumerate(values)]
 
 
 def _pretraining_key(gamma: float, model_name: str, p: dict[str, Any], device: torch.device,
@@ -280,10 +298,11 @@ def _pretraining_key(gamma: float, model_name: str, p: dict[str, Any], device: t
 def _one_gamma(gamma: float, *, data: TensorData, test: TensorData, model_name: str, seed: int, p: dict[str, Any],
                order: BatchOrder, hessian_batch: tuple[torch.Tensor, torch.Tensor], device: torch.device,
                checkpoint_dir: Path | None, progress: bool, deterministic: bool,
-               shared: MutableMapping[tuple, dict] | None = None) -> tuple[pd.DataFrame, pd.DataFrame, str | None]:
-    """The §8.3 protocol for one γ: the rows of the result table, the monitor's σ records and, if the
-    fine-tuning diverged, its message (the rows then stop before the divergence; pre-training that
-    diverges raises TrainingDiverged)."""
+               shared: MutableMapping[tuple, dict] | None = None
+               ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, str | None]:
+    """The §8.3 protocol for one γ: the rows of the result table, the monitor's σ records, the recorded
+    outputs (empty unless ``record_outputs``) and, if the fine-tuning diverged, its message (the rows then stop
+    before the divergence; pre-training that diverges raises TrainingDiverged)."""
     loss_fn = make_loss(gamma, p["scaling"])
     common = dict(gamma=gamma, scaling=p["scaling"], progress=progress, deterministic=deterministic,
                   on_divergence="raise")
@@ -314,7 +333,8 @@ def _one_gamma(gamma: float, *, data: TensorData, test: TensorData, model_name: 
     recorder = UpdateRecorder(steps=steps)  # the updates M applied with x̂₁, for amnesiac unlearning
     probe = _VerificationProbe(every=p["verify_every"], w0=w0, loss_fn=loss_fn,
                                batch=batch_tensors(data, order[step], device), unlearn_steps=steps, lr=p["lr"],
-                               unlearn_at=p["unlearn_at"], monitor=monitor, test=test, recorder=recorder)
+                               unlearn_at=p["unlearn_at"], monitor=monitor, test=test, recorder=recorder,
+                               record_outputs=p["record_outputs"])
     finetune = dict(common, momentum=p["momentum"], weight_decay=p["weight_decay"])
     message, floor = None, math.nan
     try:
@@ -336,7 +356,10 @@ def _one_gamma(gamma: float, *, data: TensorData, test: TensorData, model_name: 
     sigmas = monitor.frame()
     sigmas.insert(0, "gamma", gamma)
     sigmas.insert(0, "seed", seed)
-    return rows[list(VERIFICATION_COLUMNS)], sigmas, message
+    outputs = pd.DataFrame(probe.outputs, columns=list(OUTPUT_COLUMNS[2:]))
+    outputs.insert(0, "gamma", gamma)
+    outputs.insert(0, "seed", seed)
+    return rows[list(VERIFICATION_COLUMNS)], sigmas, outputs, message
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -382,6 +405,7 @@ def check_verification_params(**params: Any) -> dict[str, Any]:
         "momentum": check_number("momentum", q["momentum"], inclusive=True, high=1.0),
         "weight_decay": check_number("weight_decay", q["weight_decay"], inclusive=True),
         "unlearn_every_epoch": check_bool("unlearn_every_epoch", q["unlearn_every_epoch"]),
+        "record_outputs": check_bool("record_outputs", q["record_outputs"]),
     }
     if out["unlearn_every_epoch"] and out["unlearn_step"] != 0:
         raise ParameterError(f"unlearn_step={out['unlearn_step']} is not allowed with unlearn_every_epoch=True; the "
@@ -423,6 +447,7 @@ def verification_experiment(
     momentum: float = _Q["momentum"],
     weight_decay: float = _Q["weight_decay"],
     unlearn_every_epoch: bool = _Q["unlearn_every_epoch"],
+    record_outputs: bool = _Q["record_outputs"],
     seed: int = 0,
     device: str | torch.device = "auto",
     checkpoint_dir: str | os.PathLike[str] | None = None,
@@ -446,6 +471,10 @@ def verification_experiment(
     (w_{N+t}). ``hessian_batch_size``: samples of the fixed, seeded batch σ is computed on.
     ``threads``: torch CPU threads during the run (restored afterwards; ``None`` leaves the setting alone).
     ``deterministic``: run the training inside :func:`~unrolling_lib.training.deterministic_mode`.
+    ``record_outputs``: after the last step, record the membership signal
+    (:func:`~unrolling_lib.privacy.membership_signal`, both modes) of each of x̂₁'s samples on M (``trained``),
+    on M″ by single-gradient unlearning (``unlearned``) and by amnesiac unlearning (``amnesiac``), and on M′
+    (``retrained``), in ``result.outputs`` (columns :data:`OUTPUT_COLUMNS`), for the PRS of §4.3 and §8.4.
     ``pretrained_cache``: a dict shared between calls, filled with each M_N under everything it depends on
     (data, model, seed, γ, loss scaling, the pre-training's steps, batch size and rate, device, threads), so
     that runs differing only after pre-training (batch size, η, σ's batch) pre-train once.
@@ -470,7 +499,7 @@ def verification_experiment(
         unlearn_batch=unlearn_batch, exclude_unlearned=exclude_unlearned, unlearn_at=unlearn_at,
         noise_floor=noise_floor, train_subset=train_subset, test_subset=test_subset, threads=threads,
         seeds=[check_int("seed", seed, 0)] if seeds is None else seeds, momentum=momentum,
-        weight_decay=weight_decay, unlearn_every_epoch=unlearn_every_epoch)
+        weight_decay=weight_decay, unlearn_every_epoch=unlearn_every_epoch, record_outputs=record_outputs)
     gammas, threads, seeds = params.pop("gammas"), params.pop("threads"), params.pop("seeds")
     base = {**params, "pretrain_lr": params["lr"] if params["pretrain_lr"] is None else params["pretrain_lr"]}
     check_bool("progress", progress)
@@ -482,25 +511,28 @@ def verification_experiment(
     run = dict(gammas=gammas, threads=threads, device=dev, progress=progress, deterministic=deterministic,
                shared=pretrained_cache)
 
-    tables, sigmas, diverged = [], [], {}
+    tables, sigmas, outputs, diverged = [], [], [], {}
     for s in seeds:
         sub = None if folder is None else (folder / f"seed_{s}" if len(seeds) > 1 or s != seed else folder)
-        table, sigma, failed = _one_seed({**base, "seed": s}, sub, model, **run)
+        table, sigma, out, failed = _one_seed({**base, "seed": s}, sub, model, **run)
         tables.append(table)
         sigmas.append(sigma)
+        outputs.append(out)
         diverged.update(failed if len(seeds) == 1 else {(s, g): m for g, m in failed.items()})
     df = pd.concat(tables, ignore_index=True)[list(VERIFICATION_COLUMNS)]
     if folder is not None and len(seeds) > 1:
         write_table(df, folder / "verification.csv", seeds=seeds, **base)
     sigma = pd.concat(sigmas, ignore_index=True)
     return VerificationResult(table=df, sigma=sigma, params={**base, "seed": seeds[0], "seeds": seeds},
-                              diverged=diverged)
+                              diverged=diverged, outputs=pd.concat(outputs, ignore_index=True)[list(OUTPUT_COLUMNS)])
 
 
 def _one_seed(p: dict[str, Any], folder: Path | None, model: str, *, gammas: list[float], threads: int | None,
               device: torch.device, progress: bool, deterministic: bool,
-              shared: MutableMapping[tuple, dict] | None) -> tuple[pd.DataFrame, pd.DataFrame, dict[float, str]]:
-    """The protocol for every γ at one seed (``p["seed"]``): its table, σ samples and diverged γ values."""
+              shared: MutableMapping[tuple, dict] | None
+              ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[float, str]]:
+    """The protocol for every γ at one seed (``p["seed"]``): its table, σ samples, recorded outputs and
+    diverged γ values."""
     data = load_dataset(p["dataset"], train=True, subset=p["train_subset"], seed=p["seed"]).to(device)
     test = load_dataset(p["dataset"], train=False, subset=p["test_subset"], seed=p["seed"]).to(device)
     if p["hessian_batch_size"] > len(data):
@@ -516,22 +548,23 @@ def _one_seed(p: dict[str, Any], folder: Path | None, model: str, *, gammas: lis
                               "columns": list(VERIFICATION_COLUMNS)},
                      name="checkpoint_dir", stamp="verification_params.json")
 
-    tables, sigmas, diverged = [], [], {}
+    tables, sigmas, outputs, diverged = [], [], [], {}
     for gamma in gammas:
         done = folder / f"gamma_{_tag(gamma)}.csv" if folder is not None else None
         if done is not None and done.exists():
             tables.append(read_table(done))
-            if done.with_name(f"sigma_gamma_{_tag(gamma)}.csv").exists():
-                sigmas.append(read_table(done.with_name(f"sigma_gamma_{_tag(gamma)}.csv")))
+            for kept, name in ((sigmas, "sigma"), (outputs, "outputs")):
+                if done.with_name(f"{name}_gamma_{_tag(gamma)}.csv").exists():
+                    kept.append(read_table(done.with_name(f"{name}_gamma_{_tag(gamma)}.csv")))
             continue
         try:
             with cpu_threads(threads):
-                rows, sig, message = _one_gamma(gamma, data=data, test=test, model_name=model, seed=p["seed"],
+                rows, sig, out, message = _one_gamma(gamma, data=data, test=test, model_name=model, seed=p["seed"],
                                                 p=p, order=order, hessian_batch=hessian_batch, device=device,
                                                 checkpoint_dir=folder, progress=progress,
                                                 deterministic=deterministic, shared=shared)
         except TrainingDiverged as err:
-            message, rows, sig = str(err), None, None
+            message, rows, sig, out = str(err), None, None, None
         if message is not None:
             warnings.warn(f"gamma={gamma:g} (seed {p['seed']}) diverged, its rows stop there: {message}",
                           RuntimeWarning, stacklevel=3)
@@ -542,15 +575,19 @@ def _one_seed(p: dict[str, Any], folder: Path | None, model: str, *, gammas: lis
             continue  # not saved as done: a resumed run tries it again
         if folder is not None:
             write_table(sig, folder / f"sigma_gamma_{_tag(gamma)}.csv", gamma=gamma, **p)
+            if len(out):
+                write_table(out, folder / f"outputs_gamma_{_tag(gamma)}.csv", gamma=gamma, **p)
             write_table(rows, folder / f"gamma_{_tag(gamma)}.csv", gamma=gamma, **p)
         tables.append(rows)
         sigmas.append(sig)
+        outputs.append(out)
 
     df = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=list(VERIFICATION_COLUMNS))
     df = df[list(VERIFICATION_COLUMNS)]
     if folder is not None:
         write_table(df, folder / "verification.csv", **p)
-    return df, pd.concat(sigmas, ignore_index=True) if sigmas else pd.DataFrame(), diverged
+    out = pd.concat(outputs, ignore_index=True) if outputs else pd.DataFrame(columns=list(OUTPUT_COLUMNS))
+    return df, pd.concat(sigmas, ignore_index=True) if sigmas else pd.DataFrame(), out, diverged
 
 
 def _tag(gamma: float) -> str:

@@ -64,12 +64,15 @@ class VerificationGrid:
     """What :func:`verification_grid` returns. ``table``: one row per setting, columns :data:`GRID_COLUMNS`.
     ``curves``: every measured t of every setting (:data:`CURVE_KEYS`, then the protocol's
     :data:`~.verification.VERIFICATION_COLUMNS` without seed and γ), for the along-t figures.
-    ``settings``: the checked parameters of each setting. ``provenance``: versions, commit, device, time."""
+    ``settings``: the checked parameters of each setting. ``provenance``: versions, commit, device, time.
+    ``outputs``: with ``record_outputs`` in the spec, the membership signals the protocol recorded (a
+    ``setting`` column, then :data:`~.verification.OUTPUT_COLUMNS` without seed and γ)."""
 
     table: pd.DataFrame
     curves: pd.DataFrame
     settings: list[dict[str, Any]]
     provenance: dict[str, Any] = field(default_factory=dict)
+    outputs: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 # One γ per setting, one seed, no released fine-tuning: what the grid varies is in its axes.
 _BASE = {**VERIFICATION_DEFAULTS["quick"], "seeds": None, "noise_floor": True}
@@ -230,29 +233,39 @@ def verification_grid(spec: Mapping[str, Any], *, device: str = "auto",
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if folder is not None:
         claim_folder(folder, {"settings": settings}, name="checkpoint_dir", stamp="grid_spec.json")
-    rows, curves, shared = [], [], {}
+    rows, curves, outputs, shared = [], [], [], {}
     for i, params in enumerate(tqdm(settings, desc="settings", disable=not bars_wanted(progress))):
         keys = _keys(i, params)
         done = folder / f"setting_{i}.csv" if folder is not None else None
+        recorded = folder / f"setting_{i}_outputs.csv" if folder is not None else None
         if done is not None and done.exists():
             curve = read_table(done)
             rows.append(_row(keys, curve, diverged=False))
             curves.append(curve)
+            if recorded.exists():
+                outputs.append(read_table(recorded))
             continue
         with warnings.catch_warnings():  # a diverged setting is reported by its row, not once per γ
             warnings.simplefilter("ignore", RuntimeWarning)
             result = verification_experiment(**params, device=device, progress=progress, pretrained_cache=shared,
                                              checkpoint_dir=None if folder is None else folder / f"setting_{i}")
         curve = _curve(keys, result.table)
+        out = result.outputs.drop(columns=["seed", "gamma"])
+        out.insert(0, "setting", i)
         rows.append(_row(keys, curve, diverged=bool(result.diverged)))
         if done is not None and not result.diverged:
+            if len(out):
+                write_table(out, recorded, setting=i, device=str(device))
             write_table(curve, done, setting=i, device=str(device))
         curves.append(curve)
+        outputs.append(out)
     table = pd.DataFrame(rows, columns=list(GRID_COLUMNS))
     table["diverged"] = table["diverged"].astype(bool)
     curves = [c for c in curves if not c.empty]
     along = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(columns=list(CURVE_KEYS))
-    return VerificationGrid(table=table, curves=along, settings=settings,
+    outputs = [o for o in outputs if not o.empty]
+    recorded_all = pd.concat(outputs, ignore_index=True) if outputs else pd.DataFrame()
+    return VerificationGrid(table=table, curves=along, settings=settings, outputs=recorded_all,
                             provenance=provenance(device=str(device), settings=len(settings)))
 
 
