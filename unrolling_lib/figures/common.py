@@ -12,10 +12,13 @@ from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
+from ..metrics import correlation
 from ..validation import ParameterError
 
-__all__ = ["COLORS", "TEMPLATE", "active_last", "f32", "frames_slider", "log_range", "sequential_colors"]
+__all__ = ["COLORS", "TEMPLATE", "active_last", "correlation_panels", "f32", "frames_slider", "log_range",
+           "sequential_colors"]
 
 TEMPLATE = "plotly_white"
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
@@ -69,3 +72,15 @@ def sequential_colors(n: int) -> list[str]:
     from plotly.colors import sample_colorscale
 
     return sample_colorscale("Viridis", [i / max(n - 1, 1) * 0.9 for i in range(n)])
+
+
+def correlation_panels(rows: Any, by: str, x: str, y: str, values: Sequence[Any], *,
+                       spacing: float = 0.08) -> go.Figure:
+    """One subplot per value of column ``by`` of the DataFrame ``rows``, each titled with that value and
+    Pearson(``x``, ``y``) over its rows, with n and the 95% interval (just n below three rows)."""
+    titles = []
+    for value in values:
+        part = rows[rows[by] == value]
+        c = correlation(part[x], part[y]) if len(part) >= 3 else None
+        titles.append(f"{value}: " + (c.describe() if c is not None else f"n = {len(part)}"))
+    return make_subplots(rows=1, cols=max(len(values), 1), subplot_titles=titles or [""], horizontal_spacing=spacing)

@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..metrics import correlation
-from .common import COLORS, TEMPLATE
+from .common import COLORS, TEMPLATE, correlation_panels
 
 __all__ = ["attack_quality_figure", "prs_by_gamma_figure", "prs_vs_v_figure"]
 
@@ -56,12 +56,7 @@ def prs_vs_v_figure(table: pd.DataFrame, *, mode: str = "softmax", v: str = "v_a
     panel per data set, Pearson with n and its 95% interval in each title."""
     rows = table[(table["mode"] == mode) & ~table["diverged"].astype(bool)]
     values = sorted(rows["dataset"].unique())
-    titles = []
-    for value in values:
-        part = rows[rows["dataset"] == value]
-        c = correlation(part[v], part[prs]) if len(part) >= 3 else None
-        titles.append(f"{value}: " + (c.describe() if c is not None else f"n = {len(part)}"))
-    fig = make_subplots(rows=1, cols=max(len(values), 1), subplot_titles=titles or [""], horizontal_spacing=0.08)
+    fig = correlation_panels(rows, "dataset", v, prs, values)
     models = sorted(rows["model"].unique())
     for col, value in enumerate(values, 1):
         for k, model in enumerate(models):

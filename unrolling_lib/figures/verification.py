@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..metrics import correlation
-from .common import COLORS, TEMPLATE
+from .common import COLORS, TEMPLATE, correlation_panels
 
 __all__ = ["across_gamma_figure", "along_t_figure", "components_figure", "correlation_figure", "finetuning_figure",
            "grid_figure", "methods_figure", "regime_start", "reports_figure", "verification_figure"]
@@ -234,12 +234,7 @@ def across_gamma_figure(table: pd.DataFrame, *, method: str = "v", by: str = "mo
     ``by``), coloured by γ, Pearson with n and its 95% interval in each panel's title."""
     kept = table[~table["diverged"].astype(bool)]
     values = list(dict.fromkeys(kept[by]))
-    titles = []
-    for value in values:
-        part = kept[kept[by] == value]
-        c = correlation(part["e"], part[method]) if len(part) >= 3 else None
-        titles.append(f"{value}: " + (c.describe() if c is not None else f"n = {len(part)}"))
-    fig = make_subplots(rows=1, cols=max(len(values), 1), subplot_titles=titles or [""], horizontal_spacing=0.08)
+    fig = correlation_panels(kept, by, "e", method, values)
     g_max = float(kept["gamma"].max()) if len(kept) else 1.0
     for col, value in enumerate(values, 1):
         part = kept[kept[by] == value].sort_values("gamma")
@@ -269,12 +264,7 @@ def grid_figure(table: pd.DataFrame, *, method: str = "v", by: str = "dataset",
     above 0; settings whose x̂₁ is not the first batch are drawn as diamonds."""
     kept = table[~table["diverged"].astype(bool)]
     values = sorted(kept[by].unique())
-    titles = []
-    for value in values:
-        part = kept[kept[by] == value]
-        c = correlation(part["e"], part[method]) if len(part) >= 3 else None
-        titles.append(f"{value}: " + (c.describe() if c is not None else f"n = {len(part)}"))
-    fig = make_subplots(rows=1, cols=max(len(values), 1), subplot_titles=titles or [""], horizontal_spacing=0.08)
+    fig = correlation_panels(kept, by, "e", method, values)
     later = "unlearn_step" in kept and bool((kept["unlearn_step"] > 0).any())
     for col, value in enumerate(values, 1):
         part = kept[kept[by] == value].sort_values("unlearn_step") if later else kept[kept[by] == value]
