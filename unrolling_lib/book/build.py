@@ -62,11 +62,15 @@ def times_table(times: dict[str, float], budget: float) -> str:
     return "\n".join(lines)
 
 
-def _execute(path: str, timeout: int) -> tuple[str, Any, float, str | None]:
-    """One chapter in a fresh kernel, its folder as the working directory: (path, executed notebook or None,
-    seconds, the error's last lines or None)."""
+def _execute(path: str, timeout: int, threads: int) -> tuple[str, Any, float, str | None]:
+    """One chapter in a fresh kernel, its folder as the working directory, with ``threads`` CPU threads for its
+    numerical libraries (kernels that each take every core slow each other down many times over): (path,
+    executed notebook or None, seconds, the error's last lines or None)."""
     import nbformat
     from nbclient import NotebookClient
+
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[name] = str(threads)  # this worker process's environment, which its kernel inherits
 
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
@@ -108,11 +112,13 @@ def execute_chapters(root: Path | str | None = None, *, workers: int | None = No
     except (FileNotFoundError, json.JSONDecodeError):
         last = {}
     paths = sorted(book.chapters(base), key=lambda p: -last.get(str(p.relative_to(base)), 0.0))
-    workers = workers or os.cpu_count() or 1
-    print(f"executing {len(paths)} chapters, {workers} at a time", flush=True)
+    cores = os.cpu_count() or 1
+    workers = workers or cores
+    threads = max(1, cores // workers)
+    print(f"executing {len(paths)} chapters, {workers} at a time, {threads} thread(s) each", flush=True)
     times = {}
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        jobs = [pool.submit(_execute, str(p), timeout) for p in paths]
+        jobs = [pool.submit(_execute, str(p), timeout, threads) for p in paths]
         for job in as_completed(jobs):
             path, nb, seconds, error = job.result()
             name = str(Path(path).relative_to(base))
