@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import nbformat
@@ -69,35 +68,3 @@ def test_every_chapter_executes_within_three_times_its_budget_at_the_quick_profi
     assert {Path(name).name for name in times} == {p.name for p in book.chapters(ROOT)}
     slow = {name: s for name, s in times.items() if s > 3 * BUDGETS["quick"]}
     assert not slow, f"over 3 × {BUDGETS['quick']:g} s: {slow}"
-
-
-def test_chapters_execute_in_parallel_into_the_cache_the_build_reads(tmp_path, capsys) -> None:
-    import nbformat
-    from jupyter_cache import get_cache
-
-    from unrolling_lib.book.build import CACHE_DIR, execute_chapters
-
-    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: good\n  - file: bad\n")
-    (tmp_path / "intro.md").write_text("# Intro\n")
-    good = "import os\nprint(6 * 7, os.path.basename(os.getcwd()), os.environ['OMP_NUM_THREADS'])"
-    for name, source in (("good", good),
-                         ("bad", "raise ValueError('no')")):
-        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
-        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-        nbformat.write(nb, tmp_path / f"{name}.ipynb")
-    (tmp_path / CACHE_DIR).mkdir(parents=True)
-    (tmp_path / CACHE_DIR / "stale").write_text("from an earlier build")
-    times = execute_chapters(tmp_path, workers=2, timeout=60)
-    assert list(times) == ["good.ipynb"] and times["good.ipynb"] > 0
-    assert not (tmp_path / CACHE_DIR / "stale").exists()  # every build executes afresh
-    out = capsys.readouterr().out
-    assert "bad.ipynb: failed" in out and "ValueError" in out
-    cache = get_cache(str(tmp_path / CACHE_DIR))
-    source = nbformat.read(tmp_path / "good.ipynb", as_version=4)
-    record = cache.match_cache_notebook(source)  # what the build looks up: the committed notebook, no outputs
-    _, merged = cache.merge_match_into_notebook(source)
-    assert record.data["execution_seconds"] == pytest.approx(times["good.ipynb"], abs=0.01)
-    threads = max(1, (os.cpu_count() or 1) // 2)  # two kernels at once share the cores
-    assert merged.cells[0].outputs[0]["text"] == f"42 {tmp_path.name} {threads}\n"  # in the chapter's own folder
-    with pytest.raises(KeyError):
-        cache.match_cache_notebook(nbformat.read(tmp_path / "bad.ipynb", as_version=4))
