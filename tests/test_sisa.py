@@ -62,6 +62,7 @@ def test_calculator_figure_has_a_frame_per_n_and_marks_the_measured_one() -> Non
     fig = sisa_calculator_figure([1, 2, 4], [1, 16, 4096], [10, 1000], measured={1000: 0.0012}, active=1)
     assert [f.name for f in fig.frames] == ["10", "1000"]  # the active frame last
     assert "measured here" in fig.layout.title.text and "N = 1,000" in fig.layout.title.text
+    assert fig.data[0].colorscale[0][1] == "rgb(5,48,97)"  # the low end, SISA cheaper, is blue
     z = np.asarray(fig.data[0].z)
     assert z.shape == (3, 3) and z[2, 0] == pytest.approx(np.log10((2 / 4097) / (1 / 1000)))
     box = sisa_live(shards=1, slices=4, steps=1)

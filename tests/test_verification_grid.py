@@ -153,7 +153,7 @@ def test_grid_and_methods_figures(grid) -> None:
 
     fig = grid_figure(grid)
     assert len(fig.data) == 2 and {t.name for t in fig.data} == {"cross entropy (γ = 0)", "SD loss (γ > 0)"}
-    assert fig.layout.annotations[0].text.startswith("digits: Pearson") and "n = 4" in fig.layout.annotations[0].text
+    assert fig.layout.annotations[0].text.startswith("digits<br>Pearson") and "n = 4" in fig.layout.annotations[0].text
     assert sum(len(t.x) for t in fig.data) == 4
     fig = grid_figure(grid.assign(diverged=[False, False, False, True]), method="v_amnesiac")
     assert "1 diverged, left out" in fig.layout.title.text and sum(len(t.x) for t in fig.data) == 3
@@ -262,7 +262,7 @@ def test_along_t_and_across_gamma_figures(run) -> None:
     table = _synthetic([1.0, 2.0, 3.0], [1.0, 2.5, 3.0], gamma=[0.0, 10.0, 20.0], noise_floor=0.5)
     fig = across_gamma_figure(table)
     assert len(fig.data) == 1 and list(fig.data[0].text) == ["γ=0", "γ=10", "γ=20"]
-    assert fig.layout.annotations[0].text.startswith("small_vgg: Pearson") and len(fig.layout.shapes) == 1
+    assert fig.layout.annotations[0].text.startswith("small_vgg<br>Pearson") and len(fig.layout.shapes) == 1
     fig = grid_figure(table.assign(unlearn_step=[0, 20, 0]), noise_floor=0.0)
     assert "noise floor 0" in fig.layout.title.text and "x̂₁ halfway" in fig.layout.title.text
     assert list(fig.data[1].marker.symbol) == ["circle", "diamond"] and not fig.layout.shapes

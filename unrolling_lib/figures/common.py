@@ -76,11 +76,14 @@ def sequential_colors(n: int) -> list[str]:
 
 def correlation_panels(rows: Any, by: str, x: str, y: str, values: Sequence[Any], *,
                        spacing: float = 0.08) -> go.Figure:
-    """One subplot per value of column ``by`` of the DataFrame ``rows``, each titled with that value and
-    Pearson(``x``, ``y``) over its rows, with n and the 95% interval (just n below three rows)."""
+    """One subplot per value of column ``by`` of the DataFrame ``rows``, each titled with that value and, on a
+    second line (narrow panels side by side), Pearson(``x``, ``y``) over its rows with n and the 95% interval
+    (just n below three rows)."""
     titles = []
     for value in values:
         part = rows[rows[by] == value]
         c = correlation(part[x], part[y]) if len(part) >= 3 else None
-        titles.append(f"{value}: " + (c.describe() if c is not None else f"n = {len(part)}"))
-    return make_subplots(rows=1, cols=max(len(values), 1), subplot_titles=titles or [""], horizontal_spacing=spacing)
+        titles.append(f"{value}<br>" + (c.describe() if c is not None else f"n = {len(part)}"))
+    fig = make_subplots(rows=1, cols=max(len(values), 1), subplot_titles=titles or [""], horizontal_spacing=spacing)
+    fig.update_annotations(font_size=12)
+    return fig

@@ -67,7 +67,7 @@ def prs_vs_v_figure(table: pd.DataFrame, *, mode: str = "softmax", v: str = "v_a
                 hovertemplate="γ=%{customdata[0]:g}<br>v=%{x:.4g}<br>PRS=%{y:.3f}<extra></extra>"), row=1, col=col)
     fig.update_xaxes(title_text=f"verification error {v}")
     fig.update_yaxes(title_text="mean PRS of x̂₁ on M″", col=1)
-    fig.update_layout(template=TEMPLATE, height=420, legend={"orientation": "h", "y": -0.25},
+    fig.update_layout(template=TEMPLATE, height=440, legend={"orientation": "h", "y": -0.25}, margin={"t": 110},
                       title={"text": f"PRS against verification error across settings ({mode} signal)"})
     return fig
 

@@ -22,7 +22,7 @@ def _heatmap(part: pd.DataFrame) -> go.Heatmap:
     z = np.log10(part.pivot(index="slices", columns="shards", values="ratio").loc[slices, shards].to_numpy())
     storage = part.pivot(index="slices", columns="shards", values="storage").loc[slices, shards].to_numpy()
     return go.Heatmap(x=[str(s) for s in shards], y=[str(r) for r in slices], z=z, zmid=0, zmin=-3, zmax=3,
-                      colorscale="RdBu", customdata=storage,
+                      colorscale="RdBu_r", customdata=storage,  # blue: SISA cheaper
                       colorbar={"title": "log₁₀ SISA / one gradient", "len": 0.8},
                       hovertemplate="S=%{x}, R=%{y}<br>log₁₀ cost ratio %{z:.2f}<br>checkpoints %{customdata}"
                                     "<extra></extra>")

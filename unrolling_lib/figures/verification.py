@@ -250,7 +250,7 @@ def across_gamma_figure(table: pd.DataFrame, *, method: str = "v", by: str = "mo
     fig.update_layout(template=TEMPLATE, height=430,
                       title={"text": f"e against {method} across γ<br><sup>"
                                      f"{_floor_note(float(kept['noise_floor'].max()) if len(kept) else np.nan)}"
-                                     "</sup>"}, margin={"t": 90})
+                                     "</sup>"}, margin={"t": 125})
     return fig
 
 
@@ -287,7 +287,7 @@ def grid_figure(table: pd.DataFrame, *, method: str = "v", by: str = "dataset",
     fig.update_xaxes(title_text="unlearning error e (last t)")
     fig.update_yaxes(title_text=f"{method} (last t)", col=1)
     notes = [_floor_note(floor)] + (["◆ x̂₁ halfway through t, ● x̂₁ first"] if later else [])
-    fig.update_layout(template=TEMPLATE, height=460, legend={"orientation": "h", "y": -0.25}, margin={"t": 100},
+    fig.update_layout(template=TEMPLATE, height=460, legend={"orientation": "h", "y": -0.25}, margin={"t": 125},
                       title={"text": f"e against {method} across {len(kept)} settings"
                                      + (f" ({left_out} diverged, left out)" if left_out else "")
                                      + f"<br><sup>{'; '.join(notes)}</sup>"})
