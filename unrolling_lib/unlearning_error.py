@@ -212,9 +212,13 @@ class UnlearningErrorMonitor:
 
     # -- the plain interface ---------------------------------------------------------------------
 
-    def start(self, model: nn.Module) -> UnlearningErrorMonitor:
-        """Remember w₀ (the model's weights now) and forget earlier records; sample σ at w₀ if asked."""
-        self._w0 = flat_weights(model).detach().clone()
+    def start(self, model: nn.Module, w0: torch.Tensor | None = None) -> UnlearningErrorMonitor:
+        """Remember w₀ (the model's weights now, or the flat ``w0`` given) and forget earlier records; sample σ at
+        w₀ if asked."""
+        now = flat_weights(model).detach()
+        if w0 is not None and w0.numel() != now.numel():
+            raise ParameterError(f"w0 must hold {now.numel()} weights; got {w0.numel()}")
+        self._w0 = (now if w0 is None else w0.detach().reshape(-1).to(now.device)).clone()
         self.records, self._previous, self._sigma_sum, self._sigma_count = [], None, 0.0, 0
         if self.sample_at_start:
             self._sample(model, 0)

@@ -32,7 +32,7 @@ from torch import nn
 from transformers import Trainer, TrainerCallback
 
 from ..losses import DEFAULT_SCALING, batch_loss, make_loss
-from ..params import eval_mode, flat_weights
+from ..params import eval_mode
 from ..unlearning_error import UnlearningErrorMonitor
 from ..validation import ParameterError, check_int
 
@@ -111,12 +111,7 @@ class UnlearningErrorCallback(TrainerCallback):
         return lr
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self.monitor.start(self._on_input)
-        if self._w0 is not None:
-            if self._w0.numel() != flat_weights(self._on_input).numel():
-                raise ParameterError(f"w0 must hold {flat_weights(self._on_input).numel()} weights; "
-                                     f"got {self._w0.numel()}")
-            self.monitor._w0 = self._w0.to(flat_weights(self._on_input).device)
+        self.monitor.start(self._on_input, w0=self._w0)
 
     def on_step_end(self, args: Any, state: Any, control: Any, optimizer: Any = None, **kwargs: Any) -> None:
         t = int(state.global_step)
