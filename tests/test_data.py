@@ -108,8 +108,13 @@ def test_paper_tables_hold_the_printed_values() -> None:
               & (t3["l2"] == 0.1)].iloc[0]
     assert (cell["e"], cell["accuracy"]) == (290.84, 20.5)
     assert "Table 3" in paper_table_source("table3") and "Appendix C" in paper_table_source("table3")
-    with pytest.raises(ParameterError, match="name='table2'"):
-        paper_table("table2")
+    t2 = paper_table("table2")
+    assert list(t2["gamma"]) == [0.0, 0.01, 0.1, 0.5, 1.0, 1.25, 1.5]  # Table 2's rows, in order
+    assert tuple(t2.iloc[0][["e", "v", "accuracy"]]) == (85.10, 4.35, 92.13)
+    assert tuple(t2.iloc[-1][["e", "v", "accuracy"]]) == (2.57, 0.48, 84.99)
+    assert "Table 2" in paper_table_source("table2") and "DistilBERT" in paper_table_source("table2")
+    with pytest.raises(ParameterError, match="name='table5'"):
+        paper_table("table5")
 
 
 def test_synthetic_cifar_is_deterministic_balanced_and_learnable() -> None:

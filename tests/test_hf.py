@@ -109,6 +109,39 @@ def test_e_in_the_log_history_is_eq9_from_the_same_samples_and_weights(tmp_path)
                                                           rel=1e-3)
 
 
+def test_sigma_over_the_head_is_the_head_block_of_the_exact_hessian(tmp_path) -> None:
+    trainer = _trainer(tmp_path, steps=4)
+    data = Rows()
+    batch = {"x": data.x[:16], "labels": data.y[:16]}
+    head = UnlearningErrorCallback(trainer, batch, every=4, input_key="x", sigma_params=["net.2"])
+    snaps = Snapshots()
+    for cb in (snaps, head):
+        trainer.add_callback(cb)
+    trainer.train()
+    record = head.records[-1]
+    model = Tiny()
+    torch.nn.utils.vector_to_parameters(snaps.weights[4], model.parameters())
+    full = _exact_sigma(model, batch["x"], batch["labels"], nn.functional.cross_entropy)
+    for p in model.net[0].parameters():  # the exact Hessian of the head's 21 weights alone
+        p.requires_grad_(False)
+    sub = Tiny()
+    torch.nn.utils.vector_to_parameters(snaps.weights[4], sub.parameters())
+    x, y = batch["x"], batch["labels"]
+    hidden = sub.net[1](sub.net[0](x)).detach().double()
+    w = torch.cat([sub.net[2].weight.detach().reshape(-1), sub.net[2].bias.detach()]).double()
+
+    def head_loss(v: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(hidden @ v[:18].reshape(3, 6).T + v[18:], y)
+
+    exact_head = float(torch.linalg.eigvalsh(torch.autograd.functional.hessian(head_loss, w)).abs().max())
+    assert record["sigma"] == pytest.approx(exact_head, rel=1e-3)
+    assert record["sigma"] <= full + 1e-9  # Cauchy interlacing: a principal block's top eigenvalue
+    # ‖w_t − w₀‖ over the head's weights only
+    assert record["weight_change"] == pytest.approx(float((snaps.weights[4][-21:] - snaps.weights[0][-21:]).norm()),
+                                                    rel=1e-6)
+    assert all(p.requires_grad for p in trainer.model.parameters())  # restored after each sample
+
+
 def test_another_optimiser_is_named_in_one_warning(tmp_path) -> None:
     trainer = _trainer(tmp_path, optim="adamw_torch", steps=4)
     data = Rows()
@@ -132,6 +165,8 @@ def test_the_sd_loss_trainer_minimises_eq10(tmp_path) -> None:
     ({"every": 0}, r"every=0 is not allowed"),
     ({"batch": {"x": torch.randn(4, 4)}}, r"batch must be a dict holding 'x' and 'labels'"),
     ({"batch": {"x": torch.randn(4, 5), "labels": torch.zeros(4, dtype=torch.long)}}, r"batch does not fit the model"),
+    ({"sigma_params": ["classifier"]}, r"sigma_params=\['classifier'\] names no trainable parameter"),
+    ({"sigma_params": "net.2"}, r"sigma_params must be a list"),
 ])
 def test_bad_input_is_one_line(tmp_path, kwargs, match) -> None:
     trainer = _trainer(tmp_path)

@@ -2,7 +2,8 @@
 
 - :mod:`.datasets`: :class:`TensorData`, digits and MNIST-5k (offline), CIFAR-shaped synthetic data, CIFAR-10/100.
 - :mod:`.orders`: :class:`BatchOrder`, the ordering *I* of §4.1.
-- :mod:`.paper_tables`: the paper's Tables 1, 3 and 4 as reference data.
+- :mod:`.paper_tables`: the paper's Tables 1–4 as reference data.
+- :mod:`.text`: labelled text and the cached features of a frozen pretrained encoder (Table 2).
 """
 
 from .datasets import (

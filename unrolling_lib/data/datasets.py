@@ -13,6 +13,8 @@ and break the correspondence between a training run and the retraining it is com
   ResNet-18 / VGG-19 code without a download.
 - ``cifar10`` / ``cifar100``: the real data sets the paper uses (§6.1, §7), through torchvision. They
   need one download; without network and without the files on disk the loader says so in one line.
+- ``vader_minilm`` / ``imdb_distilbert``: text as the pooled features of a frozen pretrained encoder
+  (:mod:`unrolling_lib.data.text`): a rated lexicon and MiniLM offline, IMDB and DistilBERT after a download.
 
 The order in which SGD visits the samples is :class:`unrolling_lib.data.orders.BatchOrder`.
 """
@@ -51,7 +53,8 @@ __all__ = [
     "synthetic_cifar",
 ]
 
-DATASETS = ("digits", "mnist5k", "synthetic_cifar", "cifar10", "cifar100")
+# the last two: pooled features of a frozen text encoder (unrolling_lib.data.text)
+DATASETS = ("digits", "mnist5k", "synthetic_cifar", "cifar10", "cifar100", "vader_minilm", "imdb_distilbert")
 DATA_ENV_VAR = "UNROLLING_DATA"
 
 # Per-channel mean and std used by the paper's released code (the usual constants for each data set).
@@ -362,7 +365,9 @@ def load_dataset(
 
     ``subset`` and ``seed`` apply to every data set. ``n`` and ``num_classes`` are for
     ``synthetic_cifar`` only (defaults: 1,024 train / 256 test images, 10 classes); ``root`` and
-    ``download`` for CIFAR only.
+    ``download`` for CIFAR, ``download`` for IMDB. ``vader_minilm`` and ``imdb_distilbert`` are text encoded
+    by a frozen pretrained model (:func:`unrolling_lib.data.text.text_features`, cached on disk under
+    ``root``/text_features when ``root`` is given).
     """
     name = check_choice("name", name, DATASETS)
     if name == "digits":
@@ -373,4 +378,10 @@ def load_dataset(
         size = SYNTHETIC_SIZES[bool(train)] if n is None else n
         data = synthetic_cifar(size, num_classes or 10, seed, train=train, dtype=dtype)
         return data if subset is None else data.select(subset_positions(len(data), subset, seed))
+    if name in ("vader_minilm", "imdb_distilbert"):
+        from .text import text_features  # transformers is imported only for text
+
+        cache = None if root is None else Path(root).expanduser() / "text_features"
+        return text_features(name, train=train, subset=subset, seed=seed, cache_dir=cache, download=download,
+                             dtype=dtype)
     return load_cifar(name, root, train=train, download=download, subset=subset, seed=seed, dtype=dtype)

@@ -11,6 +11,12 @@ Eq. 9 is derived for plain SGD at a fixed learning rate η. The callback reads �
 each sample and warns once, naming the optimizer, when the run is anything else (momentum, weight decay,
 another optimizer, a learning rate that changes): e is then only a heuristic.
 
+Which weights. By default w is every trainable parameter. ``sigma_params`` (name prefixes, e.g. ``["classifier"]``)
+restricts w, for σ and ‖w_t − w₀‖₂ alike, to those parameters, the others held fixed: e of that block, as the
+paper's released text runs measured it over the classification head. The top eigenvalue of a principal block of
+the Hessian is at most the whole Hessian's (Cauchy interlacing), so σ over the head is a lower bound on σ over
+all parameters, at a fraction of the cost.
+
 Cost. One σ sample is a Lanczos run of Hessian-vector products on the fixed batch, each about two
 forward-and-backward passes; warm starts bring a sample down to a handful of products (``hvp_count`` in
 :attr:`UnlearningErrorCallback.records`). With ``every = k`` that is added once per k training steps.
@@ -24,7 +30,8 @@ on the model's logits and the batch's ``labels``.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -56,23 +63,51 @@ class _OnInput(nn.Module):
         return _logits(self.model(**{self.key: x, **{k: v.to(device) for k, v in self.fixed.items()}}))
 
 
+@contextmanager
+def _only(model: nn.Module, prefixes: Sequence[str] | None) -> Iterator[None]:
+    """Inside the block only the parameters whose names start with one of ``prefixes`` are trainable (all of them
+    when ``prefixes`` is None); ``requires_grad`` is restored afterwards."""
+    if prefixes is None:
+        yield
+        return
+    saved = {n: p.requires_grad for n, p in model.named_parameters()}
+    try:
+        for n, p in model.named_parameters():
+            p.requires_grad_(saved[n] and n.startswith(tuple(prefixes)))
+        yield
+    finally:
+        for n, p in model.named_parameters():
+            p.requires_grad_(saved[n])
+
+
 class UnlearningErrorCallback(TrainerCallback):
     """Samples σ every ``every`` optimizer steps on ``batch`` and logs e (Eq. 9) with ``trainer.log`` (module
     docstring). ``batch``: a dict of tensors as the model takes them, with the targets under ``labels_key``;
     ``input_key``: the entry the Hessian is taken through (its other entries, e.g. an attention mask, are
     held fixed). ``loss_fn(logits, labels)``: the training loss (default: cross entropy; pass
     ``make_loss(gamma, scaling)`` for the SD loss). ``w0``: the weights e is measured from (a flat tensor);
-    default, the model's at ``on_train_begin``. ``sigma_mode``, ``max_iter``: as the monitor's."""
+    default, the model's at ``on_train_begin``. ``sigma_params``: name prefixes of the parameters w is made of
+    (module docstring; default all). ``sigma_mode``, ``max_iter``: as the monitor's."""
 
     def __init__(self, trainer: Trainer, batch: Mapping[str, torch.Tensor], *, every: int = 50,
                  input_key: str = "input_ids", labels_key: str = "labels", loss_fn: Any = None,
-                 w0: torch.Tensor | None = None, sigma_mode: str = "spectral", max_iter: int = 100) -> None:
+                 w0: torch.Tensor | None = None, sigma_params: Sequence[str] | None = None,
+                 sigma_mode: str = "spectral", max_iter: int = 100) -> None:
         self.every = check_int("every", every, 1)
         if not isinstance(batch, Mapping) or input_key not in batch or labels_key not in batch:
             raise ParameterError(f"batch must be a dict holding {input_key!r} and {labels_key!r}; got "
                                  f"{sorted(batch) if isinstance(batch, Mapping) else type(batch).__name__}")
         self.trainer = trainer
         model = trainer.model
+        if sigma_params is not None:
+            if isinstance(sigma_params, str) or not all(isinstance(q, str) for q in sigma_params):
+                raise ParameterError("sigma_params must be a list of parameter-name prefixes, e.g. ['classifier']")
+            names = [n for n, p in model.named_parameters() if p.requires_grad and n.startswith(tuple(sigma_params))]
+            if not names:
+                tops = sorted({n.split(".")[0] for n, _ in model.named_parameters()})
+                raise ParameterError(f"sigma_params={list(sigma_params)} names no trainable parameter of the model; "
+                                     f"its names start with {tops}")
+        self.sigma_params = None if sigma_params is None else list(sigma_params)
         fixed = {k: v for k, v in batch.items() if k not in (input_key, labels_key)}
         self._on_input = _OnInput(model, input_key, fixed)
         inputs, targets = batch[input_key], batch[labels_key]
@@ -111,7 +146,8 @@ class UnlearningErrorCallback(TrainerCallback):
         return lr
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self.monitor.start(self._on_input, w0=self._w0)
+        with _only(self.trainer.model, self.sigma_params):
+            self.monitor.start(self._on_input, w0=self._w0)
 
     def on_step_end(self, args: Any, state: Any, control: Any, optimizer: Any = None, **kwargs: Any) -> None:
         t = int(state.global_step)
@@ -119,7 +155,8 @@ class UnlearningErrorCallback(TrainerCallback):
             return
         opt = optimizer if optimizer is not None else self.trainer.optimizer
         self.monitor.lr = self._check_optimizer(opt)
-        with eval_mode(self._on_input):  # no dropout: σ of the network itself, not of a random sub-network
+        # no dropout: σ of the network itself, not of a random sub-network
+        with eval_mode(self._on_input), _only(self.trainer.model, self.sigma_params):
             record = self.monitor.step(self._on_input, t)
         if record is not None:
             self.trainer.log({"unlearning_error": record["e"], "sigma": record["sigma"],
