@@ -31,14 +31,17 @@ __all__ = [
     "BasicBlock",
     "LinearHead",
     "MLP",
+    "POOLINGS",
     "ResNet",
     "SMALL_VGG_CFG",
     "SmallCNN",
     "SmoothCNN",
+    "TextClassifier",
     "VGG",
     "VGG19_CFG",
     "build_model",
     "build_model_for",
+    "pool_tokens",
     "resnet18",
     "small_resnet",
     "small_vgg",
@@ -257,6 +260,36 @@ class LinearHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(x.flatten(1))
+
+
+POOLINGS = ("mean", "first")
+
+
+def pool_tokens(hidden: torch.Tensor, mask: torch.Tensor, pooling: str = "mean") -> torch.Tensor:
+    """One vector per sequence from a text encoder's hidden states (B, L, H) and attention mask (B, L):
+    ``"mean"`` over the non-padding tokens, or ``"first"``, the [CLS] token's state."""
+    check_choice("pooling", pooling, POOLINGS)
+    if pooling == "first":
+        return hidden[:, 0]
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+
+
+class TextClassifier(nn.Module):
+    """A pretrained text encoder (any module returning ``last_hidden_state``, e.g. a ``transformers.AutoModel``)
+    with a linear head on its pooled output: the model that fine-tuning the whole encoder trains. With the
+    encoder frozen, it is :class:`LinearHead` on the encoder's features, the released text runs' model."""
+
+    def __init__(self, encoder: nn.Module, hidden_size: int, num_classes: int = 2, *, pooling: str = "mean") -> None:
+        super().__init__()
+        self.pooling = check_choice("pooling", pooling, POOLINGS)
+        self.encoder = encoder
+        self.head = nn.Linear(int(hidden_size), num_classes)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
+        hidden = self.encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
+        return self.head(pool_tokens(hidden, mask, self.pooling))
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ import json
 import os
 import socket
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..models import POOLINGS, pool_tokens
 from ..storage import atomic_torch_save
 from ..validation import check_choice, check_int, check_number
 from .datasets import DatasetUnavailableError, TensorData, default_data_root
@@ -55,7 +56,6 @@ __all__ = ["CACHE_VERSION", "FEATURE_SETS", "POOLINGS", "TEXT_SOURCES", "Feature
            "text_features"]
 
 TEXT_SOURCES = ("vader_lexicon", "imdb")
-POOLINGS = ("mean", "first")
 CACHE_VERSION = 1
 HUB_HOST = "huggingface.co"
 SENTIMENT = ("negative", "positive")
@@ -212,38 +212,49 @@ def _resolve_encoder(encoder: str) -> str:
     return minilm_path() if encoder == "minilm" else encoder
 
 
-def _from_pretrained(load: Callable[..., Any], name: str, *, download: bool, timeout: float) -> Any:
+def _from_pretrained(load: Callable[..., Any], name: str, *, download: bool, timeout: float, **kwargs: Any) -> Any:
     """``load(name)`` from a local folder, else from the Hugging Face cache, else (when allowed and reachable)
     from the hub; a one-line error when none works."""
     if Path(name).is_dir():
-        return load(name)
+        return load(name, **kwargs)
     try:
-        return load(name, local_files_only=True)
+        return load(name, local_files_only=True, **kwargs)
     except OSError:
         pass
     if not download or not _hub_reachable(timeout):
         raise _unavailable(f"the pretrained model {name!r}", _HUB_HINT + ", or give a local folder") from None
-    return load(name)
+    return load(name, **kwargs)
 
 
-def load_encoder(encoder: str = "minilm", *, download: bool = True, timeout: float = 5.0) -> tuple[Any, Any]:
+def load_encoder(encoder: str = "minilm", *, download: bool = True, timeout: float = 5.0,
+                 attn_implementation: str | None = None) -> tuple[Any, Any]:
     """``(tokenizer, model)``: ``AutoTokenizer`` and ``AutoModel`` of ``encoder`` (a Hugging Face name, a local
-    folder, or ``"minilm"`` for the packaged MiniLM), the model in eval mode with its weights frozen."""
+    folder, or ``"minilm"`` for the packaged MiniLM), the model in eval mode with its weights frozen.
+    ``attn_implementation="eager"`` for Hessian-vector products through the encoder (PyTorch's fused attention
+    kernels have no second derivative)."""
     from transformers import AutoModel, AutoTokenizer
 
     name = _resolve_encoder(encoder)
     timeout = check_number("timeout", timeout)
     tokenizer = _from_pretrained(AutoTokenizer.from_pretrained, name, download=download, timeout=timeout)
-    model = _from_pretrained(AutoModel.from_pretrained, name, download=download, timeout=timeout)
+    extra = {} if attn_implementation is None else {"attn_implementation": attn_implementation}
+    with _progress_bars(not os.environ.get("TQDM_DISABLE")):
+        model = _from_pretrained(AutoModel.from_pretrained, name, download=download, timeout=timeout, **extra)
     model.eval().requires_grad_(False)
     return tokenizer, model
 
 
-def _pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
-    if pooling == "first":
-        return hidden[:, 0]
-    weights = mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+@contextmanager
+def _progress_bars(show: bool) -> Iterator[None]:
+    """transformers' own progress bars (weight loading) on or off inside the block, as tqdm's switch says."""
+    from transformers.utils import logging
+
+    shown = logging.is_progress_bar_enabled()
+    (logging.enable_progress_bar if show else logging.disable_progress_bar)()
+    try:
+        yield
+    finally:
+        (logging.enable_progress_bar if shown else logging.disable_progress_bar)()
 
 
 def encode(texts: Sequence[str], tokenizer: Any, model: Any, *, max_length: int = 512, pooling: str = "mean",
@@ -262,7 +273,7 @@ def encode(texts: Sequence[str], tokenizer: Any, model: Any, *, max_length: int 
     dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = model.to(dev)
     order = np.argsort([len(t) for t in texts], kind="stable")
-    out = torch.empty(0)
+    out = torch.empty(0, int(getattr(getattr(model, "config", None), "hidden_size", 0)))
     pieces: list[torch.Tensor] = []
     with torch.inference_mode():
         for start in tqdm(range(0, len(texts), batch_size), desc="encode", disable=not progress, leave=False):
@@ -270,7 +281,7 @@ def encode(texts: Sequence[str], tokenizer: Any, model: Any, *, max_length: int 
             batch = tokenizer(chunk, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
             batch = {k: v.to(dev) for k, v in batch.items()}
             hidden = model(**batch).last_hidden_state
-            pieces.append(_pool(hidden, batch["attention_mask"], pooling).float().cpu())
+            pieces.append(pool_tokens(hidden, batch["attention_mask"], pooling).float().cpu())
     if pieces:
         out = torch.empty(len(texts), pieces[0].shape[1])
         out[torch.as_tensor(order)] = torch.cat(pieces)
