@@ -42,7 +42,7 @@ def width_exemption(source: str, root: Path) -> str | None:
     """Why a code cell may be wider than CODE_LINE_LIMIT (INSTALL_CELL_EXEMPT), or None: it may not."""
     from unrolling_lib.book import chapters
 
-    generated = chapters.install_cell_source(chapters.repository(root))
+    generated = chapters.install_cell_source(chapters.repository(root), chapters.install_cell_extras(source))
     return INSTALL_CELL_EXEMPT if source.strip() == generated.strip() else None
 
 

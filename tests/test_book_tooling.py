@@ -75,6 +75,28 @@ def test_sync_rewrites_links_from_the_config(tmp_path):
     assert book.chapter_problems(tmp_path / "book" / "taxonomy.ipynb", tmp_path) == []
 
 
+def test_a_chapter_that_names_extras_installs_them_on_colab(tmp_path):
+    for name in ("_toc.yml", "_config.yml"):
+        (tmp_path / name).write_text((ROOT / name).read_text())
+    (tmp_path / "book").mkdir()
+    (tmp_path / "book" / "taxonomy.ipynb").write_text((ROOT / "book" / "taxonomy.ipynb").read_text())
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: book/taxonomy\n")
+    path = tmp_path / "book" / "taxonomy.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata["unrolling"] = {"extras": ["text"]}
+    nbformat.write(nb, path)
+    problems = book.chapter_problems(path, tmp_path)
+    assert any("install cell" in p for p in problems)  # the cell still installs the package without the extra
+    assert book.sync_chapters(tmp_path) == [path]
+    cell = next(c.source for c in nbformat.read(path, as_version=4).cells if "google.colab" in c.source)
+    assert '%pip install --quiet "unrolling-lib[text] @ {SOURCE}"' in cell
+    assert book.install_cell_extras(cell) == ("text",) and book.install_cell_extras("import sys") == ()
+    assert book.chapter_problems(path, tmp_path) == []
+    repo = book.repository(tmp_path)
+    assert book.install_source(repo, ["text", "bench"]).startswith("unrolling-lib[text,bench] @ git+")
+    assert book.chapter_extras(nbformat.read(ROOT / "book" / "text.ipynb", as_version=4)) == ("text",)
+
+
 def test_taxonomy_cites_only_known_works():
     bib = (ROOT / "book" / "references.bib").read_text()
     for key in taxonomy.works()["cite"]:

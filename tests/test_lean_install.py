@@ -62,15 +62,21 @@ def test_every_chapter_runs_with_the_package_alone(tmp_path):
     made = _run([base, "-m", "venv", str(env_dir)])
     assert made.returncode == 0, made.stderr[-2000:]
     python = env_dir / "bin" / "python"
-    # the package as the Colab cell installs it, and only what executing a notebook needs besides
-    installed = _run([str(python), "-m", "pip", "install", "-q", str(wheel), "ipykernel", "nbclient"])
+    # the package as the Colab cells install it (with the extras some chapters name), and only what executing a
+    # notebook needs besides
+    import nbformat
+
+    extras = sorted({e for path in chapters.chapters(ROOT) for e in chapters.chapter_extras(nbformat.read(path, 4))})
+    package = f"{wheel}[{','.join(extras)}]" if extras else str(wheel)
+    installed = _run([str(python), "-m", "pip", "install", "-q", package, "ipykernel", "nbclient"])
     assert installed.returncode == 0, installed.stderr[-2000:]
-    extras = _run([str(python), "-c", "import importlib.util as u; print([m for m in ('papermill', 'jupyter_book', "
-                                      "'pytest') if u.find_spec(m)])"])
-    assert extras.stdout.strip() == "[]"  # the book's tooling is not there
+    tooling = _run([str(python), "-c", "import importlib.util as u; print([m for m in ('papermill', 'jupyter_book', "
+                                       "'pytest') if u.find_spec(m)])"])
+    assert tooling.stdout.strip() == "[]"  # the book's tooling is not there
     tables = _run([str(python), "-c", "from unrolling_lib.data import paper_table as p; "
-                                      "print([len(p(n)) for n in ('table1', 'table3', 'table4')])"], cwd=tmp_path)
-    assert tables.stdout.strip() == "[12, 72, 144]", tables.stderr[-2000:]  # the package data came along
+                                      "print([len(p(n)) for n in ('table1', 'table2', 'table3', 'table4')])"],
+                  cwd=tmp_path)
+    assert tables.stdout.strip() == "[12, 7, 72, 144]", tables.stderr[-2000:]  # the package data came along
     copies = parameterize_chapters(tmp_path / "smoke", {"profile": "smoke"}, ROOT)
     assert len(copies) == len(chapters.chapters(ROOT))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("UNROLLING_", "VIRTUAL_ENV"))}

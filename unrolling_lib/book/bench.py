@@ -328,7 +328,37 @@ def bench_monitor(repeats: int = 7, steps: int = 400) -> None:
         print(f"  σ every {every:>3} ({samples} samples): {floor}")
 
 
-BENCHES: dict[str, Callable[[], None]] = {"hessian": bench_hessian, "monitor": bench_monitor}
+def bench_trainer(steps: int = 24, every: int = 6) -> None:
+    """The Trainer callback's cost beside a training step (:class:`~unrolling_lib.training.hf.
+    UnlearningErrorCallback`): the packaged MiniLM with a linear head fine-tuned by a real ``transformers.Trainer``
+    on lexicon entries (:func:`~unrolling_lib.experiments.text.finetune_encoder`), σ over all 22.7 M parameters
+    and over the head's 770, at two sequence lengths and two batch sizes for σ. Needs the ``text`` extra."""
+    from ..experiments.text import ENCODER_DEFAULTS, finetune_encoder
+
+    base = {**ENCODER_DEFAULTS["quick"], "gammas": [0.0], "steps": steps, "sigma_every": every,
+            "train_subset": 256, "test_subset": 64}
+    header = (f"{'tokens':>6} {'σ batch':>7} {'σ over':>6} {'step (s)':>8} {'first σ (s)':>11} {'HVPs':>4} "
+              f"{'later σ (s)':>11} {'HVPs':>4} {'σ / step':>8} {'×, every 50':>11}")
+    print(header)
+    print("-" * len(header), flush=True)
+    for tokens, batch in ((8, 8), (32, 8), (32, 32)):
+        frame = finetune_encoder(**{**base, "max_length": tokens, "hessian_batch_size": batch}, progress=False,
+                                 device="cpu")
+        for over, part in frame.groupby("sigma_over", sort=False):
+            step = float(part["step_seconds"].iloc[0])
+            first, later = part.iloc[0], part.iloc[1:]
+            warm = float(later["sigma_seconds"].median())
+            print(f"{tokens:>6} {batch:>7} {over:>6} {step:>8.3f} {first['sigma_seconds']:>11.2f} "
+                  f"{first['hvp_count']:>4.0f} {warm:>11.2f} {later['hvp_count'].median():>4.0f} "
+                  f"{warm / step:>8.1f} {1 + warm / (50 * step):>11.2f}", flush=True)
+    print(f"step: the median seconds of one Trainer step (batch 8, σ samples excluded); first σ: the cold sample at "
+          f"step {every}; later σ: the median of the warm-started samples after it; σ / step: a later sample in "
+          f"training steps;\n×, every 50: the run's time with one such sample every 50 steps against none. "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads.")
+
+
+BENCHES: dict[str, Callable[[], None]] = {"hessian": bench_hessian, "monitor": bench_monitor,
+                                          "trainer": bench_trainer}
 
 
 def run_bench(name: str) -> None:

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import yaml
 
 __all__ = ["Repository", "find_root", "toc_entries", "chapters", "stage_assets", "repository", "colab_url",
-           "install_source", "sync_chapters", "chapter_problems"]
+           "install_source", "sync_chapters", "chapter_problems", "chapter_extras", "install_cell_extras"]
 
 INSTALL_MARK = "google.colab"
 COLAB_LINK = re.compile(r"\[Open in Colab\]\([^)]*\)")
@@ -107,15 +109,28 @@ def colab_url(repo: Repository, chapter: str) -> str:
     return f"https://colab.research.google.com/github/{repo.slug}/blob/{repo.branch}/{chapter}"
 
 
-def install_source(repo: Repository) -> str:
-    """What pip installs on Colab: this package from the configured repository and branch."""
-    return f"unrolling-lib @ git+{repo.url.rstrip('/')}.git@{repo.branch}"
+def install_source(repo: Repository, extras: Sequence[str] = ()) -> str:
+    """What pip installs on Colab: this package from the configured repository and branch, with ``extras``
+    (e.g. ``["text"]``) when the chapter needs them."""
+    package = f"unrolling-lib[{','.join(extras)}]" if extras else "unrolling-lib"
+    return f"{package} @ git+{repo.url.rstrip('/')}.git@{repo.branch}"
 
 
-def install_cell_source(repo: Repository) -> str:
+def chapter_extras(nb: Any) -> tuple[str, ...]:
+    """The package extras a chapter needs beyond the library (its notebook metadata ``unrolling.extras``)."""
+    return tuple(nb.metadata.get("unrolling", {}).get("extras", ()))
+
+
+def install_cell_extras(source: str) -> tuple[str, ...]:
+    """The extras an install cell's source names (``unrolling-lib[text]`` → ``("text",)``)."""
+    found = re.search(r"unrolling-lib\[([A-Za-z0-9_,-]+)\]", source)
+    return tuple(found.group(1).split(",")) if found else ()
+
+
+def install_cell_source(repo: Repository, extras: Sequence[str] = ()) -> str:
     """Every chapter's first code cell: on Colab it installs :func:`install_source`, elsewhere nothing. The
     source is a variable (IPython expands ``{SOURCE}`` in the magic) so every line fits a code column."""
-    package, source = install_source(repo).split(" @ ", 1)
+    package, source = install_source(repo, extras).split(" @ ", 1)
     return (
         "# On Colab, install the library that goes with this book;\n"
         "# elsewhere this cell does nothing.\n"
@@ -143,7 +158,7 @@ def sync_chapters(root: Path | str | None = None) -> list[Path]:
             if cell.cell_type == "markdown" and COLAB_LINK.search(cell.source):
                 cell.source = COLAB_LINK.sub(lambda _m, new=link: new, cell.source)
             elif cell.cell_type == "code" and INSTALL_MARK in cell.source:
-                cell.source = install_cell_source(repo)
+                cell.source = install_cell_source(repo, chapter_extras(nb))
         if nbformat.writes(nb) != before:
             nbformat.write(nb, path)
             changed.append(path)
@@ -166,7 +181,7 @@ def chapter_problems(path: Path, root: Path | str | None = None) -> list[str]:
     elif "§" not in first.source:
         problems.append("the first cell does not name the paper's section (§)")
     code = [c for c in cells if c.cell_type == "code"]
-    if not any(c.source == install_cell_source(repo) for c in code):
+    if not any(c.source == install_cell_source(repo, chapter_extras(nb)) for c in code):
         problems.append("no install cell matching _config.yml (run: python -m unrolling_lib sync-chapters)")
     params = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
     if len(params) != 1:
