@@ -41,10 +41,11 @@ class Rows(torch.utils.data.Dataset):
         return {"x": self.x[i], "labels": self.y[i]}
 
 
-def _trainer(tmp_path, optim: str = "sgd", gamma: float = 0.0, steps: int = 6) -> SDLossTrainer:
+def _trainer(tmp_path, optim: str = "sgd", gamma: float = 0.0, steps: int = 6, clip: float = 0.0) -> SDLossTrainer:
     args = transformers.TrainingArguments(
         output_dir=str(tmp_path), per_device_train_batch_size=8, max_steps=steps, learning_rate=0.1, optim=optim,
-        lr_scheduler_type="constant", weight_decay=0.0, logging_steps=1000, report_to=[], use_cpu=True,
+        lr_scheduler_type="constant", weight_decay=0.0, max_grad_norm=clip, logging_steps=1000, report_to=[],
+        use_cpu=True,
         save_strategy="no", disable_tqdm=True, seed=0, dataloader_num_workers=0,
         remove_unused_columns=False, label_names=["labels"])
     return SDLossTrainer(model=Tiny(), args=args, train_dataset=Rows(), gamma=gamma)
@@ -148,6 +149,16 @@ def test_another_optimiser_is_named_in_one_warning(tmp_path) -> None:
     trainer.add_callback(UnlearningErrorCallback(trainer, {"x": data.x[:8], "labels": data.y[:8]}, every=1,
                                                  input_key="x"))
     with pytest.warns(RuntimeWarning, match="AdamW") as caught:
+        trainer.train()
+    assert len([w for w in caught if "Eq. 9" in str(w.message)]) == 1
+
+
+def test_gradient_clipping_is_named_in_one_warning(tmp_path) -> None:
+    trainer = _trainer(tmp_path, steps=4, clip=1.0)  # the Trainer's default
+    data = Rows()
+    trainer.add_callback(UnlearningErrorCallback(trainer, {"x": data.x[:8], "labels": data.y[:8]}, every=1,
+                                                 input_key="x"))
+    with pytest.warns(RuntimeWarning, match=r"clipped at max_grad_norm=1") as caught:
         trainer.train()
     assert len([w for w in caught if "Eq. 9" in str(w.message)]) == 1
 

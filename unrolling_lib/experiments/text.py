@@ -71,9 +71,10 @@ _COLAB: dict[str, Any] = {
     "verify_every": 100, "hessian_batch_size": 256, "test_subset": 5000, "threads": None, "seeds": [0],
 }
 _PAPER: dict[str, Any] = {**_COLAB, "test_subset": None, "seeds": [0, 1, 2]}
+# Smoke: few steps on the whole lexicon, so that it reads the features the quick build cached.
 _SMOKE: dict[str, Any] = {
     **_QUICK, "gammas": [0.0, 1.5], "pretrain_steps": 60, "finetune_steps": 30, "sigma_every": 10,
-    "verify_every": 10, "hessian_batch_size": 16, "train_subset": 256, "test_subset": 100, "seeds": [0],
+    "verify_every": 10, "hessian_batch_size": 16, "seeds": [0],
 }
 TEXT_DEFAULTS: dict[str, dict[str, Any]] = {"quick": _QUICK, "colab": _COLAB, "paper": _PAPER, "smoke": _SMOKE}
 # What each profile's text is, for the chapter's first line (``setup(..., data=TEXT_DATA[profile])``).
@@ -138,9 +139,12 @@ def table2_beside_paper(ours: pd.DataFrame) -> pd.DataFrame:
 
 def check_encoder_params(**params: Any) -> dict[str, Any]:
     """Check :func:`finetune_encoder`'s parameters (the keys of :data:`ENCODER_DEFAULTS`) before any work."""
-    check_keys("the encoder fine-tuning", params, _ENC_QUICK)
+    check_keys("encoder fine-tuning", params, _ENC_QUICK)
     q = params
-    over = [q["sigma_over"]] if isinstance(q["sigma_over"], str) else list(q["sigma_over"])
+    raw = q["sigma_over"]
+    if not isinstance(raw, (str, list, tuple)):
+        raise ParameterError(f"sigma_over={raw!r} is not allowed; give 'all', 'head' or a list of them")
+    over = [raw] if isinstance(raw, str) else list(raw)
     if not over:
         raise ParameterError("sigma_over must name at least one of 'all', 'head'")
     out = {
@@ -311,6 +315,7 @@ def finetune_encoder(
             args = TrainingArguments(
                 output_dir=output_dir or tmp, per_device_train_batch_size=p["batch_size"], max_steps=p["steps"],
                 learning_rate=p["lr"], optim="sgd", lr_scheduler_type="constant", weight_decay=0.0,
+                max_grad_norm=0.0,  # the Trainer clips at 1.0 by default: not the plain SGD of Eq. 9
                 warmup_steps=0, logging_steps=max(p["steps"], 1), report_to=[], save_strategy="no", seed=seed,
                 data_seed=seed, disable_tqdm=not progress or bool(os.environ.get("TQDM_DISABLE")),
                 dataloader_num_workers=0, remove_unused_columns=False,

@@ -30,11 +30,11 @@ def table2_figure(beside: pd.DataFrame) -> go.Figure:
         ours, paper = beside[name], beside[f"{name}_paper"]
         scale = (lambda s: _relative(s, g)) if name != "accuracy" else (lambda s: s)
         spread = beside.get(f"{name}_sd")
+        keep = ours.notna()
         bars = None
         if spread is not None:
             base = 1.0 if name == "accuracy" else float(ours[g == 0.0].iloc[0]) if (g == 0.0).any() else np.nan
-            bars = {"type": "data", "array": spread / base, "visible": True}
-        keep = ours.notna()
+            bars = {"type": "data", "array": (spread / base)[keep], "visible": True}
         fig.add_trace(go.Scatter(x=g[keep], y=scale(ours)[keep], mode="lines+markers", name="ours",
                                  legendgroup="ours", showlegend=col == 1, error_y=bars,
                                  line={"color": COLORS[0], "width": 2.5}), row=1, col=col)

@@ -9,7 +9,8 @@ in the Trainer's progress, in ``trainer.state.log_history`` and in every reporte
 
 Eq. 9 is derived for plain SGD at a fixed learning rate η. The callback reads η from the Trainer's optimizer at
 each sample and warns once, naming the optimizer, when the run is anything else (momentum, weight decay,
-another optimizer, a learning rate that changes): e is then only a heuristic.
+another optimizer, a learning rate that changes, or gradient clipping, which the Trainer does by default at
+``max_grad_norm=1.0``): e is then only a heuristic.
 
 Which weights. By default w is every trainable parameter. ``sigma_params`` (name prefixes, e.g. ``["classifier"]``)
 restricts w, for σ and ‖w_t − w₀‖₂ alike, to those parameters, the others held fixed: e of that block, as the
@@ -137,8 +138,14 @@ class UnlearningErrorCallback(TrainerCallback):
         plain = (type(optimizer) is torch.optim.SGD
                  and all(not g.get("momentum") and not g.get("weight_decay") and g["lr"] == lr for g in groups))
         changed = self._lr is not None and lr != self._lr
-        if (not plain or changed) and not self._warned:
-            why = "its learning rate changes" if plain else f"it is {type(optimizer).__name__} ({_settings(group)})"
+        clip = float(getattr(self.trainer.args, "max_grad_norm", 0.0) or 0.0)
+        if (not plain or changed or clip > 0) and not self._warned:
+            if not plain:
+                why = f"it is {type(optimizer).__name__} ({_settings(group)})"
+            elif changed:
+                why = "its learning rate changes"
+            else:
+                why = f"gradients are clipped at max_grad_norm={clip:g} (the Trainer's default; set 0 to turn it off)"
             warnings.warn(f"UnlearningErrorCallback: Eq. 9 assumes plain SGD at a fixed learning rate; {why}, so e is "
                           "only a heuristic here", RuntimeWarning, stacklevel=3)
             self._warned = True
