@@ -263,9 +263,10 @@ class _Basis:
         self.k = 0
 
     def append(self, v: torch.Tensor) -> None:
-        if self.k == self.rows.shape[0]:
-            extra = torch.empty(max(8, self.k), self.rows.shape[1], dtype=v.dtype, device=v.device)
-            self.rows = torch.cat([self.rows[:self.k], extra])
+        if self.k == self.rows.shape[0]:  # grow: copy the k rows held, not the new empty ones
+            grown = torch.empty(self.k + max(8, self.k), self.rows.shape[1], dtype=v.dtype, device=v.device)
+            grown[:self.k] = self.rows[:self.k]
+            self.rows = grown
         self.rows[self.k] = v
         self.k += 1
 
