@@ -238,10 +238,15 @@ def load_encoder(encoder: str = "minilm", *, download: bool = True, timeout: flo
     timeout = check_number("timeout", timeout)
     tokenizer = _from_pretrained(AutoTokenizer.from_pretrained, name, download=download, timeout=timeout)
     extra = {} if attn_implementation is None else {"attn_implementation": attn_implementation}
-    with _progress_bars(not os.environ.get("TQDM_DISABLE")):
+    with _progress_bars(_bars(True)):
         model = _from_pretrained(AutoModel.from_pretrained, name, download=download, timeout=timeout, **extra)
     model.eval().requires_grad_(False)
     return tokenizer, model
+
+
+def _bars(progress: bool) -> bool:
+    """``progress`` unless ``TQDM_DISABLE`` is set now (as ``training.runtime.bars_wanted``, a layer above)."""
+    return bool(progress) and os.environ.get("TQDM_DISABLE", "").lower() in ("", "0", "false")
 
 
 @contextmanager
@@ -276,7 +281,8 @@ def encode(texts: Sequence[str], tokenizer: Any, model: Any, *, max_length: int 
     out = torch.empty(0, int(getattr(getattr(model, "config", None), "hidden_size", 0)))
     pieces: list[torch.Tensor] = []
     with torch.inference_mode():
-        for start in tqdm(range(0, len(texts), batch_size), desc="encode", disable=not progress, leave=False):
+        for start in tqdm(range(0, len(texts), batch_size), desc="encode", disable=not _bars(progress),
+                          leave=False):
             chunk = [texts[i] for i in order[start:start + batch_size]]
             batch = tokenizer(chunk, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
             batch = {k: v.to(dev) for k, v in batch.items()}

@@ -26,7 +26,6 @@ show is in the chapter); ``colab`` and ``paper`` are IMDB and DistilBERT truncat
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -40,6 +39,8 @@ from ..data import paper_table
 from ..data.text import FEATURE_SETS, load_encoder, load_text
 from ..losses import check_scaling, make_loss
 from ..models import TextClassifier
+from ..training import pick_device
+from ..training.runtime import bars_wanted
 from ..validation import ParameterError, check_choice, check_int, check_keys, check_number, check_numbers
 from .verification import VERIFICATION_DEFAULTS, VerificationSummary
 
@@ -283,7 +284,6 @@ def finetune_encoder(
 
     from transformers import PrinterCallback, TrainingArguments
 
-    from ..training import pick_device
     from ..training.hf import SDLossTrainer, UnlearningErrorCallback
 
     p = check_encoder_params(source=source, encoder=encoder, pooling=pooling, max_length=max_length, gammas=gammas,
@@ -317,7 +317,7 @@ def finetune_encoder(
                 learning_rate=p["lr"], optim="sgd", lr_scheduler_type="constant", weight_decay=0.0,
                 max_grad_norm=0.0,  # the Trainer clips at 1.0 by default: not the plain SGD of Eq. 9
                 warmup_steps=0, logging_steps=max(p["steps"], 1), report_to=[], save_strategy="no", seed=seed,
-                data_seed=seed, disable_tqdm=not progress or bool(os.environ.get("TQDM_DISABLE")),
+                data_seed=seed, disable_tqdm=not bars_wanted(progress),
                 dataloader_num_workers=0, remove_unused_columns=False,
                 label_names=["labels"], use_cpu=dev.type == "cpu")
             trainer = SDLossTrainer(model=model, args=args, train_dataset=train_set, gamma=gamma,
