@@ -625,3 +625,22 @@ def test_minilm_path_is_a_model_folder():
 
     folder = Path(minilm_path())
     assert folder.is_dir() and json.loads((folder / "config.json").read_text())["hidden_size"] == MINILM_DIM
+
+
+def test_a_colab_profile_run_offline_stops_at_once_in_one_line(monkeypatch, tmp_path, no_hub_probe, no_name_lookups):
+    """The text chapter's colab profile, offline with empty caches: the §8.3 run stops before any training, with one
+    line naming what it could not download."""
+    import time
+
+    from unrolling_lib.experiments import text as text_experiment
+    from unrolling_lib.experiments import verification as ver
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("UNROLLING_DATA", str(tmp_path / "data"))
+    start = time.perf_counter()
+    with pytest.raises(DatasetUnavailableError, match=r"could not download the IMDB data set .*huggingface") as info:
+        ver.verification_experiment(**text_experiment.TEXT_DEFAULTS["colab"], device="cpu", progress=False)
+    _assert_one_line(info.value)
+    assert time.perf_counter() - start < 30 and no_name_lookups == []
+    assert not (tmp_path / "data" / "text_features").exists()  # nothing was encoded or cached
