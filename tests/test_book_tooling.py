@@ -95,6 +95,8 @@ def test_a_chapter_that_names_extras_installs_them_on_colab(tmp_path):
     repo = book.repository(tmp_path)
     assert book.install_source(repo, ["text", "bench"]).startswith("unrolling-lib[text,bench] @ git+")
     assert book.chapter_extras(nbformat.read(ROOT / "book" / "text.ipynb", as_version=4)) == ("text",)
+    nb.metadata["unrolling"] = {"extras": "text"}  # one name, not a list: not read letter by letter
+    assert book.chapter_extras(nb) == ("text",)
 
 
 def test_taxonomy_cites_only_known_works():

@@ -143,6 +143,14 @@ def test_sigma_over_the_head_is_the_head_block_of_the_exact_hessian(tmp_path) ->
     assert all(p.requires_grad for p in trainer.model.parameters())  # restored after each sample
 
 
+def test_sigma_params_name_whole_modules() -> None:
+    from unrolling_lib.training.hf import _named
+
+    assert _named("head.weight", ["head"]) and _named("head.bias", ["head."]) and _named("head", ["head"])
+    assert not _named("headline.weight", ["head"]) and not _named("encoder.head2.bias", ["head"])
+    assert _named("encoder.layer.0.attention.q.weight", ["encoder.layer.0"])
+
+
 def test_another_optimiser_is_named_in_one_warning(tmp_path) -> None:
     trainer = _trainer(tmp_path, optim="adamw_torch", steps=4)
     data = Rows()

@@ -49,8 +49,8 @@ _ROWS = [
 def _summary(rows=_ROWS) -> VerificationSummary:
     table = pd.DataFrame(np.nan, index=range(len(rows)), columns=list(SUMMARY_COLUMNS))
     for i, (seed, gamma, e, v, acc, ets) in enumerate(rows):
-        table.loc[i, ["seed", "gamma", "t", "e", "v", "accuracy", "eta_t_sigma", "n_t"]] = [
-            seed, gamma, 752, e, v, acc, ets, 16]
+        table.loc[i, ["seed", "gamma", "t", "e", "v", "accuracy", "eta_t_sigma", "n_t", "noise_floor"]] = [
+            seed, gamma, 752, e, v, acc, ets, 16, 1e-3 * (seed + 1)]
     table["seed"] = table["seed"].astype(int)
     return VerificationSummary(table=table, across_gamma=pd.DataFrame(),
                                pooled=Correlation("pearson", 0.9, len(rows), 0.5, 0.99, 0.01))
@@ -78,6 +78,8 @@ def test_table2_is_the_mean_and_sample_sd_over_seeds_per_gamma() -> None:
         assert row["accuracy"] == pytest.approx(acc, rel=1e-12)
         assert row["accuracy_sd"] == pytest.approx(acc_sd, rel=1e-9, abs=1e-12)
         assert row["eta_t_sigma"] == pytest.approx(ets, rel=1e-12)
+        # the noise floor v is read against: the largest over the seeds (seed s has 1e-3·(s + 1) here)
+        assert row["noise_floor"] == pytest.approx(1e-3 * n, rel=1e-12)
     assert not out.isna().any().any()  # one seed: sd 0, not NaN
 
 

@@ -118,7 +118,8 @@ def install_source(repo: Repository, extras: Sequence[str] = ()) -> str:
 
 def chapter_extras(nb: Any) -> tuple[str, ...]:
     """The package extras a chapter needs beyond the library (its notebook metadata ``unrolling.extras``)."""
-    return tuple(nb.metadata.get("unrolling", {}).get("extras", ()))
+    extras = nb.metadata.get("unrolling", {}).get("extras", ())
+    return (extras,) if isinstance(extras, str) else tuple(extras)
 
 
 def install_cell_extras(source: str) -> tuple[str, ...]:

