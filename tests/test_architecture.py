@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "unrolling_lib"
 
 # Each top-level module or subpackage of unrolling_lib and its layer (book/architecture.md).
 LAYERS = {
-    "validation": 0, "params": 0, "storage": 0,
+    "validation": 0, "params": 0, "storage": 0, "progress": 0,
     "data": 1, "models": 1,
     "losses": 2, "curvature": 2, "unlearning_error": 2, "unlearning": 2, "metrics": 2, "privacy": 2,
     "training": 3,

@@ -49,6 +49,7 @@ import numpy as np
 import torch
 
 from ..models import POOLINGS, pool_tokens
+from ..progress import bars_wanted
 from ..storage import atomic_torch_save
 from ..validation import check_choice, check_int, check_number
 from .datasets import DatasetUnavailableError, TensorData, default_data_root
@@ -199,12 +200,13 @@ def load_imdb(train: bool = True, *, download: bool = True, timeout: float = 5.0
     return LabelledText(list(data["text"]), np.asarray(data["label"], dtype=np.int64), "imdb")
 
 
-def load_text(source: str, train: bool = True, *, download: bool = True) -> LabelledText:
-    """One split of ``source`` in :data:`TEXT_SOURCES` (``download``: IMDB only; the lexicon ships)."""
+def load_text(source: str, train: bool = True, *, subset: int | None = None, seed: int = 0,
+              download: bool = True) -> LabelledText:
+    """One split of ``source`` in :data:`TEXT_SOURCES` (``download``: IMDB only; the lexicon ships); ``subset``
+    keeps that many texts, chosen by ``seed`` and kept in order."""
     source = check_choice("source", source, TEXT_SOURCES)
-    if source == "vader_lexicon":
-        return load_vader_lexicon(train)
-    return load_imdb(train, download=download)
+    data = load_vader_lexicon(train) if source == "vader_lexicon" else load_imdb(train, download=download)
+    return data if subset is None else data.select(subset_positions(len(data), subset, seed))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -252,19 +254,14 @@ def load_encoder(encoder: str = "minilm", *, download: bool = True, timeout: flo
     timeout = check_number("timeout", timeout)
     tokenizer = _from_pretrained(AutoTokenizer.from_pretrained, name, download=download, timeout=timeout)
     extra = {} if attn_implementation is None else {"attn_implementation": attn_implementation}
-    with _progress_bars(_bars(True)):
+    with _progressbars_wanted(bars_wanted(True)):
         model = _from_pretrained(AutoModel.from_pretrained, name, download=download, timeout=timeout, **extra)
     model.eval().requires_grad_(False)
     return tokenizer, model
 
 
-def _bars(progress: bool) -> bool:
-    """``progress`` unless ``TQDM_DISABLE`` is set now (as ``training.runtime.bars_wanted``, a layer above)."""
-    return bool(progress) and os.environ.get("TQDM_DISABLE", "").lower() in ("", "0", "false")
-
-
 @contextmanager
-def _progress_bars(show: bool) -> Iterator[None]:
+def _progressbars_wanted(show: bool) -> Iterator[None]:
     """transformers' own progress bars (weight loading) on or off inside the block, as tqdm's switch says."""
     from transformers.utils import logging
 
@@ -295,7 +292,7 @@ def encode(texts: Sequence[str], tokenizer: Any, model: Any, *, max_length: int 
     out = torch.empty(0, int(getattr(getattr(model, "config", None), "hidden_size", 0)))
     pieces: list[torch.Tensor] = []
     with torch.inference_mode():
-        for start in tqdm(range(0, len(texts), batch_size), desc="encode", disable=not _bars(progress),
+        for start in tqdm(range(0, len(texts), batch_size), desc="encode", disable=not bars_wanted(progress),
                           leave=False):
             chunk = [texts[i] for i in order[start:start + batch_size]]
             batch = tokenizer(chunk, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
@@ -398,9 +395,7 @@ def text_features(
     """
     spec = FEATURE_SETS[check_choice("name", name, tuple(FEATURE_SETS))]
     seed = check_int("seed", seed, 0)
-    data = load_text(spec.source, bool(train), download=download)
-    if subset is not None:
-        data = data.select(subset_positions(len(data), subset, seed))
+    data = load_text(spec.source, bool(train), subset=subset, seed=seed, download=download)
     path = feature_cache_path(spec, data, cache_dir)
     key = _cache_key(spec, data)
     x = _read_cached(path, key, data.labels)

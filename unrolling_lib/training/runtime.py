@@ -4,7 +4,7 @@
 - :func:`seed_everything`: Python, NumPy and torch from one seed (the one call a chapter's set-up makes).
 - :func:`cpu_threads`: torch's CPU threads inside a block.
 - :func:`deterministic_mode`: deterministic kernels (and optionally a forked, seeded torch RNG) inside a block.
-- :func:`bars_wanted`: whether to show a progress bar now.
+- :func:`bars_wanted`: whether to show a progress bar now (from :mod:`unrolling_lib.progress`).
 """
 
 from __future__ import annotations
@@ -18,17 +18,12 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
+from ..progress import bars_wanted
 from ..validation import ParameterError, check_choice, check_int
 
 __all__ = ["DEVICES", "bars_wanted", "cpu_threads", "deterministic_mode", "pick_device", "quiet_jvp", "seed_everything"]
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-
-
-def bars_wanted(progress: bool) -> bool:
-    """``progress``, unless tqdm's own ``TQDM_DISABLE`` is set now (tqdm reads it only when it is imported,
-    so a chapter's set-up that sets it later would otherwise not count; a static page cannot animate a bar)."""
-    return bool(progress) and os.environ.get("TQDM_DISABLE", "").lower() in ("", "0", "false")
 
 
 def pick_device(device: str | torch.device = "auto") -> torch.device:
