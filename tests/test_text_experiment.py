@@ -412,3 +412,26 @@ def test_every_encoder_profile_passes_its_checks(profile) -> None:
 def test_text_data_describes_every_profile() -> None:
     assert set(TEXT_DATA) == set(TEXT_DEFAULTS)
     assert all(isinstance(v, str) and v for v in TEXT_DATA.values())
+
+
+def test_gamma_effects_are_the_ratios_and_correlations_of_each_seed_by_hand() -> None:
+    from scipy import stats
+
+    from unrolling_lib.experiments.text import GAMMA_EFFECT_COLUMNS, gamma_effects
+
+    out = gamma_effects(_summary()).set_index("seed")
+    assert tuple(["seed", *out.columns]) == GAMMA_EFFECT_COLUMNS
+    # seed 0 has γ = 0, 0.05, 0.1, 1.0: e 2.0, 1.2, 1.0, 0.3; v 0.30, 0.11, 0.10, 0.02 (from _ROWS)
+    e0, v0 = [2.0, 1.2, 1.0, 0.3], [0.30, 0.11, 0.10, 0.02]
+    row = out.loc[0]
+    assert row["gamma_high"] == 1.0 and row["n"] == 4
+    assert row["e_ratio"] == pytest.approx(0.3 / 2.0) and row["v_ratio"] == pytest.approx(0.02 / 0.30)
+    assert row["pearson"] == pytest.approx(stats.pearsonr(e0, v0)[0], rel=1e-12)
+    assert row["spearman"] == pytest.approx(1.0)
+    assert row["pearson_low"] < row["pearson"] < row["pearson_high"]
+    # seed 1: γ = 0, 0.1, 1.0 with e 4.0, 1.6, 0.5 and v 0.50, 0.16, 0.04
+    assert out.loc[1, "e_ratio"] == pytest.approx(0.5 / 4.0) and out.loc[1, "v_ratio"] == pytest.approx(0.04 / 0.5)
+    assert out.loc[1, "pearson"] == pytest.approx(stats.pearsonr([4.0, 1.6, 0.5], [0.50, 0.16, 0.04])[0], rel=1e-12)
+    without_zero = _summary([r for r in _ROWS if r[1] != 0.0])
+    with pytest.raises(ParameterError, match="no γ = 0 row"):
+        gamma_effects(without_zero)

@@ -38,15 +38,17 @@ import torch
 from ..data import paper_table
 from ..data.text import FEATURE_SETS, TEXT_SOURCES, load_encoder, load_text
 from ..losses import check_scaling, make_loss
+from ..metrics import correlation
 from ..models import POOLINGS, TextClassifier
 from ..training import pick_device
 from ..training.runtime import bars_wanted
 from ..validation import ParameterError, check_choice, check_int, check_keys, check_number, check_numbers
 from .verification import VERIFICATION_DEFAULTS, VerificationSummary
 
-__all__ = ["ENCODER_DEFAULTS", "ENCODER_COLUMNS", "SIGMA_OVER", "TABLE2_COLUMNS", "TEXT_DATA", "TEXT_DEFAULTS",
-           "TEXT_GAMMAS", "TEXT_SMALL_STEP",
-           "check_encoder_params", "feature_set_of", "finetune_encoder", "table2", "table2_beside_paper"]
+__all__ = ["ENCODER_DEFAULTS", "ENCODER_COLUMNS", "GAMMA_EFFECT_COLUMNS", "SIGMA_OVER", "TABLE2_COLUMNS",
+           "TEXT_DATA", "TEXT_DEFAULTS", "TEXT_GAMMAS", "TEXT_SMALL_STEP",
+           "check_encoder_params", "feature_set_of", "finetune_encoder", "gamma_effects", "table2",
+           "table2_beside_paper"]
 
 # The γ of §8.1's text run (code scaling), with 0.5, which Table 2 prints but the text's list leaves out.
 TEXT_GAMMAS = [0.0, 0.01, 0.05, 0.1, 0.15, 0.5, 1.0, 1.25, 1.5]
@@ -142,6 +144,28 @@ def table2(summary: VerificationSummary) -> pd.DataFrame:
     return out.fillna({c: 0.0 for c in ("e_sd", "v_sd", "accuracy_sd")})[list(TABLE2_COLUMNS)]
 
 
+GAMMA_EFFECT_COLUMNS = ("seed", "gamma_high", "e_ratio", "v_ratio", "n", "pearson", "pearson_low", "pearson_high",
+                        "spearman")
+
+
+def gamma_effects(summary: VerificationSummary) -> pd.DataFrame:
+    """Per seed, what the SD loss did across γ at the last t: e and v at the largest γ as multiples of their
+    value at γ = 0 (``e_ratio``, ``v_ratio``), and Pearson(e, v) across the γ values with its 95% interval, and
+    Spearman's ρ (columns :data:`GAMMA_EFFECT_COLUMNS`). The seed needs a γ = 0 row."""
+    rows = []
+    for seed, part in summary.table.groupby("seed", sort=True):
+        by_gamma = part.set_index("gamma").sort_index()
+        if 0.0 not in by_gamma.index:
+            raise ParameterError(f"seed {seed} has no γ = 0 row to compare with")
+        high, base = by_gamma.iloc[-1], by_gamma.loc[0.0]
+        pearson = correlation(part["e"], part["v"])
+        rows.append({"seed": seed, "gamma_high": float(by_gamma.index[-1]), "e_ratio": high["e"] / base["e"],
+                     "v_ratio": high["v"] / base["v"], "n": pearson.n, "pearson": pearson.r,
+                     "pearson_low": pearson.low, "pearson_high": pearson.high,
+                     "spearman": correlation(part["e"], part["v"], method="spearman").r})
+    return pd.DataFrame(rows, columns=list(GAMMA_EFFECT_COLUMNS))
+
+
 def table2_beside_paper(ours: pd.DataFrame) -> pd.DataFrame:
     """Our :func:`table2` beside the paper's (DistilBERT on IMDB, its scale): one row per γ of either, the
     paper's columns suffixed ``_paper`` (missing where it has no such γ)."""
@@ -211,13 +235,6 @@ class _Tokenized(torch.utils.data.Dataset):
         idx = torch.as_tensor(positions)
         return {"input_ids": self.input_ids[idx], "attention_mask": self.attention_mask[idx],
                 "labels": self.labels[idx]}
-
-
-def _split(source: str, train: bool, subset: int | None, seed: int) -> Any:
-    from ..data import subset_positions
-
-    data = load_text(source, train)
-    return data if subset is None else data.select(subset_positions(len(data), subset, seed))
 
 
 @torch.no_grad()
@@ -327,8 +344,8 @@ def finetune_encoder(
     for module in base.modules():  # dropout off: SGD on the deterministic loss whose Hessian σ measures
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
-    train_text = _split(p["source"], True, p["train_subset"], seed)
-    test_text = _split(p["source"], False, p["test_subset"], seed)
+    train_text = load_text(p["source"], True, subset=p["train_subset"], seed=seed)
+    test_text = load_text(p["source"], False, subset=p["test_subset"], seed=seed)
     if p["hessian_batch_size"] > len(train_text):
         raise ParameterError(f"hessian_batch_size={p['hessian_batch_size']} is not allowed; the training texts "
                              f"number {len(train_text)}")
